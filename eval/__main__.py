@@ -1,0 +1,63 @@
+"""python -m eval --model DIR --data FILE... [--split test] [--output-dir DIR]
+
+Scores Label Studio exports with a trained model and its saved thresholds, prints the
+per-class table and writes metrics.json (in --output-dir, by default the model folder's
+`eval/` subfolder).
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import yaml
+
+from eval.metrics import apply_thresholds, format_table, report
+from eval.predictor import Predictor
+from train.annotations import read_exports
+from train.artifacts import write_json
+from train.cli import run_command
+from train.labels import multi_hot
+from train.splits import make_splits
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("all", "train", "validation", "test")
+
+
+def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
+    """(texts, multi-hot gold) to score: every sentence, or one split rebuilt as in training."""
+    config = yaml.safe_load((model_dir / "train_config.yaml").read_text())
+    sentences, summary = read_exports(data_files, config["tie_break"])
+    log.info("Read %s", summary)
+    if split == "all":
+        return [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
+    dataset = make_splits(sentences, config["validation_fraction"], config["test_fraction"],
+                          config["seed"])[split]
+    return list(dataset["text"]), list(dataset["labels"])
+
+
+def evaluate(model_dir: Path, data_files: list[str], split: str = "all") -> dict:
+    predictor = Predictor(model_dir)
+    texts, gold = evaluation_rows(model_dir, data_files, split)
+    return report(gold, apply_thresholds(predictor.scores(texts), predictor.thresholds))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="Model folder from `python -m train`.")
+    parser.add_argument("--data", nargs="+", required=True, help="Label Studio JSON exports.")
+    parser.add_argument("--split", choices=SPLITS, default="all",
+                        help="Score every sentence (default), or one split rebuilt with the run's seed.")
+    parser.add_argument("--output-dir", type=Path, help="Where metrics.json goes (default: MODEL/eval).")
+    args = parser.parse_args(argv)
+    result = evaluate(args.model, args.data, args.split)
+    print(format_table(result))
+    output_dir = args.output_dir or args.model / "eval"
+    write_json(output_dir / "metrics.json", {"model": str(args.model), "data": args.data,
+                                             "split": args.split, **result})
+    print(f"\nwrote {output_dir / 'metrics.json'}")
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -1,0 +1,63 @@
+"""Per-class metrics and decision thresholds, all from scikit-learn."""
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
+
+from train.labels import LABELS
+
+AVERAGES = ("micro", "macro", "weighted", "samples")
+
+
+def sigmoid(logits) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def apply_thresholds(scores, thresholds: dict[str, float]) -> np.ndarray:
+    return (np.asarray(scores) >= np.array([thresholds[label] for label in LABELS])).astype(int)
+
+
+def report(y_true, y_pred) -> dict:
+    """{'per_class': {label: {precision, recall, f1, support}}, 'micro': {...}, 'macro': ...}."""
+    y_true, y_pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    columns = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    result = {"per_class": {label: scores(*(column[i] for column in columns))
+                            for i, label in enumerate(LABELS)}}
+    for average in AVERAGES:
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+        result[average] = scores(p, r, f, int(y_true.sum()))
+    return result
+
+
+def scores(precision, recall, f1, support) -> dict:
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(support)}
+
+
+def tune_thresholds(y_true, scores_, default: float = 0.5) -> dict[str, float]:
+    """Per class, the score threshold with the best F1 on this (validation) data.
+
+    A class without positives here keeps `default`: there is nothing to tune it on."""
+    y_true, scores_ = np.asarray(y_true).astype(int), np.asarray(scores_)
+    thresholds = {}
+    for i, label in enumerate(LABELS):
+        if not y_true[:, i].any():
+            thresholds[label] = default
+            continue
+        precision, recall, cuts = precision_recall_curve(y_true[:, i], scores_[:, i])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        best = int(np.argmax(f1[:-1]))  # the last point has no threshold
+        # Halfway to the next lower score keeps the rule from sitting exactly on one example.
+        lower = scores_[:, i][scores_[:, i] < cuts[best]]
+        thresholds[label] = float((cuts[best] + lower.max()) / 2 if lower.size else cuts[best])
+    return thresholds
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{'':16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    rows = [*result["per_class"].items(), None, *((f"{a} avg", result[a]) for a in AVERAGES)]
+    for row in rows:
+        if row is None:
+            lines.append("")
+            continue
+        name, s = row
+        lines.append(f"{name:16}{s['precision']:10.3f}{s['recall']:10.3f}{s['f1']:10.3f}{s['support']:10d}")
+    return "\n".join(lines)

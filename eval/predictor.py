@@ -1,0 +1,71 @@
+"""Loading a trained model folder and scoring sentences in batches."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from train.cli import UserError
+from train.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+
+class ModelFolderError(UserError):
+    pass
+
+
+class Predictor:
+    """Scores sentences with a model folder written by `python -m train`."""
+
+    def __init__(self, model_dir, batch_size: int = 64, max_length: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.thresholds = read_thresholds(self.model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.model = load_model(self.model_dir)
+        self.batch_size = batch_size
+        self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
+
+    @torch.inference_mode()
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Sigmoid score per sentence and label, rows in input order.
+
+        Sentences are batched by length, so a batch pads to its own longest sentence."""
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        result = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in rows], truncation=True, padding=True,
+                                   max_length=self.max_length, return_tensors="pt")
+            result[rows] = torch.sigmoid(self.model(**batch).logits.float()).numpy()
+        return result
+
+    def labels(self, scores: np.ndarray) -> list[list[str]]:
+        return [[label for label, score in zip(LABELS, row) if score >= self.thresholds[label]]
+                for row in scores]
+
+
+def read_thresholds(model_dir: Path) -> dict[str, float]:
+    path = model_dir / "thresholds.json"
+    if not model_dir.is_dir():
+        raise ModelFolderError(f"{model_dir}: no such model folder")
+    if not path.is_file():
+        raise ModelFolderError(f"{path}: missing; this folder was not written by `python -m train`")
+    try:
+        thresholds = json.loads(path.read_text())
+        return {label: float(thresholds[label]) for label in LABELS}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ModelFolderError(f"{path}: expected a number for each of {list(LABELS)} ({error!r})") from None
+
+
+def load_model(model_dir: Path):
+    if not (model_dir / "model.safetensors").is_file():
+        raise ModelFolderError(f"{model_dir}: no model.safetensors (only safetensors weights are loaded)")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if names != list(LABELS):
+        raise ModelFolderError(f"{model_dir}/config.json: labels {names}, expected {list(LABELS)}")
+    return model.eval()

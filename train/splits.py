@@ -1,0 +1,94 @@
+"""Deterministic train/validation/test splits that never cut through an article.
+
+Sentences are grouped by article, and sentences with the same text are put in the same group
+too (a repeated headline or wire sentence in two articles must not sit in train and test).
+Groups are dealt into splits with scikit-learn's StratifiedGroupKFold, stratified on each
+sentence's rarest label so that every split sees every class where the data allows it.
+"""
+
+import hashlib
+import json
+from collections import Counter
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+from sklearn.model_selection import StratifiedGroupKFold
+
+from train.annotations import Sentence
+from train.cli import UserError
+from train.labels import LABELS, multi_hot
+
+
+def make_splits(sentences: list[Sentence], validation_fraction: float, test_fraction: float,
+                seed: int) -> DatasetDict:
+    groups = merged_groups(sentences)
+    strata = rarest_label(sentences)
+    rest, test = hold_out(np.arange(len(sentences)), groups, strata, test_fraction, seed)
+    train, validation = hold_out(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
+    return DatasetDict(
+        train=to_dataset(sentences, train),
+        validation=to_dataset(sentences, validation),
+        test=to_dataset(sentences, test),
+    )
+
+
+def hold_out(indices, groups, strata, fraction: float, seed: int):
+    """Split indices into (kept, held out), the held-out part about `fraction` of the groups."""
+    distinct = len(set(groups[indices]))
+    if distinct < 3:
+        raise UserError(f"only {distinct} distinct articles: at least 3 are needed for "
+                        "train, validation and test splits that share no article")
+    # Few articles (the five seed articles): hold out one whole article rather than fail.
+    n_splits = min(max(2, round(1 / fraction)), distinct)
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    kept, held = next(folds.split(indices, strata[indices], groups[indices]))
+    return indices[kept], indices[held]
+
+
+def merged_groups(sentences: list[Sentence]) -> np.ndarray:
+    """Group id per sentence: articles joined whenever they share a sentence text (union-find)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for sentence in sentences:
+        parent[root("text:" + normalise(sentence.text))] = root("group:" + sentence.group)
+    return np.array([root("group:" + s.group) for s in sentences])
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def rarest_label(sentences: list[Sentence]) -> np.ndarray:
+    counts = Counter(label for s in sentences for label in s.labels)
+    return np.array([min(s.labels, key=lambda label: counts[label]) if s.labels else "none"
+                     for s in sentences])
+
+
+def to_dataset(sentences: list[Sentence], indices) -> Dataset:
+    rows = [sentences[i] for i in sorted(indices)]
+    return Dataset.from_dict({
+        "text": [s.text for s in rows],
+        "labels": [multi_hot(s.labels) for s in rows],
+        "group": [s.group for s in rows],
+        "task": [s.task for s in rows],
+        "outlet": [s.outlet for s in rows],
+    })
+
+
+def fingerprint(splits: DatasetDict) -> str:
+    """A hash of every split's texts and labels: equal fingerprints mean equal training data."""
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        digest.update(json.dumps([name, list(splits[name]["text"]), list(splits[name]["labels"])]).encode())
+    return digest.hexdigest()
+
+
+def label_counts(dataset: Dataset) -> dict[str, int]:
+    totals = np.asarray(dataset["labels"]).sum(axis=0) if len(dataset) else np.zeros(len(LABELS))
+    return {label: int(n) for label, n in zip(LABELS, totals)}

@@ -1,0 +1,82 @@
+"""The Hugging Face Trainer, set up for multi-label tagging: weighted BCE loss, macro-F1
+model selection with early stopping, dynamic padding, mixed precision on GPU."""
+
+import numpy as np
+import torch
+from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
+                          TrainingArguments)
+
+from eval.metrics import report, sigmoid
+from train.config import TrainConfig
+
+# A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
+MAX_POS_WEIGHT = 10.0
+
+
+def positive_weights(labels) -> torch.Tensor:
+    """negatives/positives per class in the training split, capped."""
+    labels = np.asarray(labels)
+    positives = labels.sum(axis=0)
+    negatives = len(labels) - positives
+    return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, MAX_POS_WEIGHT),
+                        dtype=torch.float32)
+
+
+def weighted_bce(pos_weight: torch.Tensor | None):
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        weight = None if pos_weight is None else pos_weight.to(logits.device)
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), labels.to(logits.dtype).float(), pos_weight=weight)
+    return loss
+
+
+def macro_f1_at_half(prediction) -> dict:
+    """Model selection metric: macro-F1 at 0.5 (thresholds are tuned once, after training)."""
+    predicted = sigmoid(prediction.predictions) >= 0.5
+    result = report(prediction.label_ids, predicted)
+    return {"macro_f1": result["macro"]["f1"], "micro_f1": result["micro"]["f1"]}
+
+
+def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArguments:
+    strategy = "steps" if config.eval_steps > 0 else "epoch"
+    on_gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=checkpoint_dir,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        seed=config.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=config.eval_steps or None,
+        save_steps=config.eval_steps or None,
+        logging_steps=config.logging_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        save_total_limit=2,  # the best and the latest, enough to resume
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        fp16=on_gpu and not torch.cuda.is_bf16_supported(),
+        train_sampling_strategy="group_by_length",  # less padding per batch
+        report_to="none",
+    )
+
+
+def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
+    pos_weight = positive_weights(splits["train"]["labels"]) if config.class_weights else None
+    return Trainer(
+        model=model,
+        args=training_arguments(config, checkpoint_dir),
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_loss_func=weighted_bce(pos_weight),
+        compute_metrics=macro_f1_at_half,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
+    )
