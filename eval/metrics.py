@@ -32,14 +32,15 @@ def scores(precision, recall, f1, support) -> dict:
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(support)}
 
 
-def tune_thresholds(y_true, scores_, default: float = 0.5) -> dict[str, float]:
+def tune_thresholds(y_true, scores_, default: float = 0.5, min_positives: int = 3) -> dict[str, float]:
     """Per class, the score threshold with the best F1 on this (validation) data.
 
-    A class without positives here keeps `default`: there is nothing to tune it on."""
+    A class with fewer than `min_positives` positives here keeps `default`: a threshold fitted
+    to one or two sentences says more about them than about the class."""
     y_true, scores_ = np.asarray(y_true).astype(int), np.asarray(scores_)
     thresholds = {}
     for i, label in enumerate(LABELS):
-        if not y_true[:, i].any():
+        if y_true[:, i].sum() < min_positives:
             thresholds[label] = default
             continue
         precision, recall, cuts = precision_recall_curve(y_true[:, i], scores_[:, i])

@@ -109,7 +109,7 @@ Macro-F1 {test["macro"]["f1"]:.3f}, micro-F1 {test["micro"]["f1"]:.3f}.
 The test split is small: treat differences of a few points as noise.
 
 ## Intended use and limits
-It tags *claims reported in news*, not verified facts: an `atrocity_claim` tag means a sentence
+It tags claims reported in news, not verified facts: an `atrocity_claim` tag means a sentence
 reports an allegation, not that the event happened. Trained on English articles about the 2022
 Russia-Ukraine war; expect lower quality on other conflicts, outlets, languages and genres.
 Use it to sort and search reporting, with people checking what matters, not to decide about people.

@@ -65,12 +65,15 @@ def load_config(argv: list[str] | None = None) -> TrainConfig:
     """`--config FILE` (optional) gives the defaults; any other --option overrides them."""
     argv = sys.argv[1:] if argv is None else argv
     parser = HfArgumentParser(TrainConfig)
+    parser.allow_abbrev = False  # `--learning_rat` must be an error, not a guess
     parser.add_argument("--config", type=Path, help="YAML file of options (see configs/).")
-    known, _ = parser.parse_known_args(argv)
-    if known.config is not None:
-        parser.set_defaults(**read_yaml(known.config))
-    config, _ = parser.parse_args_into_dataclasses(argv)
-    return config
+    options, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown}; see `python -m train --help`")
+    if options.config is not None:
+        parser.set_defaults(**read_yaml(options.config))
+        options = parser.parse_args(argv)
+    return TrainConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def read_yaml(path: Path) -> dict:

@@ -36,10 +36,11 @@ def run(config: TrainConfig) -> Path:
     trainer = build_trainer(config, base.model, base.tokenizer, tokenized, str(work_dir / "checkpoints"))
     trainer.train()
 
-    thresholds = tune_thresholds(tokenized["validation"]["labels"], predict_scores(trainer, tokenized["validation"]))
-    metrics = {name: report(tokenized[name]["labels"],
-                            apply_thresholds(predict_scores(trainer, tokenized[name]), thresholds))
-               for name in ("validation", "test")}
+    validation = scored(trainer, tokenized["validation"])
+    thresholds = tune_thresholds(*validation)
+    metrics = {"validation": report(validation[0], apply_thresholds(validation[1], thresholds))}
+    test = scored(trainer, tokenized["test"])
+    metrics["test"] = report(test[0], apply_thresholds(test[1], thresholds))
     run_info = {
         "base_model": base.source,
         "base_model_requested": config.model_name_or_path,
@@ -56,8 +57,10 @@ def run(config: TrainConfig) -> Path:
     return output_dir
 
 
-def predict_scores(trainer, dataset):
-    return sigmoid(trainer.predict(dataset).predictions)
+def scored(trainer, dataset):
+    """(gold, scores) in the order the Trainer used: with length grouping, not the dataset's."""
+    prediction = trainer.predict(dataset)
+    return prediction.label_ids, sigmoid(prediction.predictions)
 
 
 def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info) -> None:
@@ -65,6 +68,7 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     if model_dir.exists():
         shutil.rmtree(model_dir)
     trainer.save_model(str(model_dir))  # weights (safetensors), config.json with labels, tokenizer
+    (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_config.yaml says it all
     artifacts.write_json(model_dir / "thresholds.json", thresholds)
     artifacts.write_json(model_dir / "metrics.json", metrics)
     artifacts.write_json(model_dir / "run_info.json", run_info)

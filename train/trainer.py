@@ -6,7 +6,7 @@ import torch
 from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
                           TrainingArguments)
 
-from eval.metrics import report, sigmoid
+from eval.metrics import apply_thresholds, report, sigmoid, tune_thresholds
 from train.config import TrainConfig
 
 # A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
@@ -31,11 +31,14 @@ def weighted_bce(pos_weight: torch.Tensor | None):
     return loss
 
 
-def macro_f1_at_half(prediction) -> dict:
-    """Model selection metric: macro-F1 at 0.5 (thresholds are tuned once, after training)."""
-    predicted = sigmoid(prediction.predictions) >= 0.5
-    result = report(prediction.label_ids, predicted)
-    return {"macro_f1": result["macro"]["f1"], "micro_f1": result["micro"]["f1"]}
+def validation_metrics(prediction) -> dict:
+    """Model selection metric: macro-F1 with thresholds tuned on this validation set, as the
+    saved model will use them (at a fixed 0.5, weighted BCE scores early checkpoints as 0)."""
+    scores = sigmoid(prediction.predictions)
+    tuned = report(prediction.label_ids, apply_thresholds(scores, tune_thresholds(prediction.label_ids, scores)))
+    at_half = report(prediction.label_ids, scores >= 0.5)
+    return {"macro_f1": tuned["macro"]["f1"], "micro_f1": tuned["micro"]["f1"],
+            "macro_f1_at_0.5": at_half["macro"]["f1"]}
 
 
 def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArguments:
@@ -63,6 +66,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         fp16=on_gpu and not torch.cuda.is_bf16_supported(),
         train_sampling_strategy="group_by_length",  # less padding per batch
+        dataloader_pin_memory=on_gpu,
         report_to="none",
     )
 
@@ -77,6 +81,6 @@ def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_loss_func=weighted_bce(pos_weight),
-        compute_metrics=macro_f1_at_half,
+        compute_metrics=validation_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
     )

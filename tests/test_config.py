@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from train.cli import UserError
+from train.config import ConfigError, TrainConfig, load_config
+from train.labels import LABELS
+from train.labelstudio import check_label_config, config_labels
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_config_file_loads(path):
+    config = load_config(["--config", str(path)])
+    assert isinstance(config, TrainConfig) and config.output_dir
+
+
+def test_command_line_wins_over_the_file():
+    config = load_config(["--config", str(REPO / "configs/smoke.yaml"), "--max_steps", "2",
+                          "--model_name_or_path", "some/path"])
+    assert (config.max_steps, config.model_name_or_path) == (2, "some/path")
+    assert config.learning_rate == pytest.approx(1e-3)  # still from the file
+
+
+def test_yaml_numbers_written_as_strings_are_read_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 2e-5\nnum_train_epochs: 3\n")  # PyYAML reads 2e-5 as a string
+    config = load_config(["--config", str(path)])
+    assert config.learning_rate == pytest.approx(2e-5) and config.num_train_epochs == 3.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("learning_rat: 0.1\n", "unknown option(s) ['learning_rat']"),
+    ("max_steps: many\n", "option 'max_steps' must be int, got 'many'"),
+    ("max_steps: 2.5\n", "option 'max_steps' must be int"),
+    ("class_weights: 3\n", "option 'class_weights' must be bool"),
+    ("- a\n- b\n", "expected a mapping"),
+])
+def test_bad_config_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(["--config", str(path)])
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(["--config", str(tmp_path / "none.yaml")])
+
+
+def test_unknown_command_line_option_is_an_error():
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_config(["--learning_rat", "0.1"])
+
+
+def test_labeling_config_matches_the_label_set():
+    text = (REPO / "data" / "label_config.xml").read_text()
+    assert config_labels(text) == ("text", set(LABELS))
+    check_label_config(text, "data/label_config.xml")
+    assert 'choice="multiple"' in text
+
+
+def test_a_labeling_config_with_other_labels_is_refused():
+    text = (REPO / "data" / "label_config.xml").read_text().replace('"evacuation"', '"evac"')
+    with pytest.raises(UserError, match="does not match this repository"):
+        check_label_config(text, "project 3")

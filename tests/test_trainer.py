@@ -1,0 +1,59 @@
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+
+from eval.metrics import report, sigmoid, tune_thresholds
+from train.config import TrainConfig
+from train.labels import multi_hot
+from train.model import SCRATCH_TINY, load_base_model
+from train.trainer import build_trainer, positive_weights
+
+FEW = [
+    ("Russian troops withdrew from the northern villages.", ["withdrawal"]),
+    ("A missile hit the fuel depot overnight.", ["strike"]),
+    ("Buses took residents out of the besieged city.", ["evacuation"]),
+    ("Investigators found bodies of executed civilians.", ["atrocity_claim"]),
+    ("Shelling continued as the army retreated east.", ["withdrawal", "strike"]),
+    ("Ministers met in Brussels to discuss sanctions.", []),
+]
+
+
+def test_a_few_examples_are_fitted_perfectly(tmp_path):
+    torch.manual_seed(0)
+    base = load_base_model(SCRATCH_TINY, allow_fallback=False)
+    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [multi_hot(l) for _, l in FEW]})
+    rows = rows.map(lambda b: base.tokenizer(b["text"]), batched=True)
+    splits = DatasetDict(train=rows, validation=rows, test=rows)
+    # One evaluation, at the end: the model kept is the last one.
+    config = TrainConfig(max_steps=150, learning_rate=1e-2, warmup_steps=0, per_device_train_batch_size=6,
+                         eval_steps=150, logging_steps=50)
+    trainer = build_trainer(config, base.model, base.tokenizer, splits, str(tmp_path))
+    trainer.train()
+    prediction = trainer.predict(rows)  # rows come back length-grouped, with their labels
+    assert sorted(map(tuple, prediction.label_ids)) == sorted(map(tuple, rows["labels"]))
+    assert ((sigmoid(prediction.predictions) >= 0.5) == prediction.label_ids.astype(bool)).all()
+
+
+def test_positive_weights_are_negatives_over_positives_capped():
+    labels = [[1, 0, 0, 0]] * 2 + [[0, 1, 0, 0]] * 8 + [[0, 0, 0, 0]] * 90
+    assert positive_weights(labels).tolist() == [10.0, 10.0, 10.0, 10.0]
+    assert positive_weights([[1, 0, 1, 1], [0, 1, 1, 0], [0, 0, 1, 0]]).tolist() == [2.0, 2.0, 1.0, 2.0]
+
+
+def test_thresholds_are_tuned_per_class_for_best_f1():
+    gold = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    scores = np.array([[0.30, 0.1, 0.1, 0.1], [0.25, 0.2, 0.1, 0.1], [0.22, 0.9, 0.1, 0.1],
+                       [0.20, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1]])
+    thresholds = tune_thresholds(gold, scores)
+    assert 0.20 < thresholds["withdrawal"] <= 0.22  # all three positives, no negative
+    assert thresholds["strike"] == 0.5  # one positive: too few to tune on
+    assert thresholds["evacuation"] == 0.5
+
+
+def test_report_matches_hand_counts():
+    gold = [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]
+    pred = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]]
+    result = report(gold, pred)
+    assert result["per_class"]["withdrawal"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert result["per_class"]["strike"]["precision"] == 0.5
+    assert result["micro"]["f1"] == 2 * (2 / 3 * 2 / 3) / (4 / 3)
