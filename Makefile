@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
-# Without an NVIDIA GPU, take PyTorch's CPU build (~200 MB) instead of the CUDA one (several GB).
-TORCH_INDEX ?= $(if $(shell command -v nvidia-smi),,https://download.pytorch.org/whl/cpu)
+# Without an NVIDIA GPU, take PyTorch's CPU build (~200 MB) instead of the CUDA one (several GB),
+# from PyTorch's CPU index when it answers (offline mirrors and wheel caches are used as they are).
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(if $(shell command -v nvidia-smi),,$(shell $(PYTHON) -c "import urllib.request as r; r.urlopen('$(CPU_INDEX)/', timeout=5); print('$(CPU_INDEX)')" 2>/dev/null))
 CONFIG ?= configs/seed.yaml
 MODEL ?= models/seed-distilbert
 

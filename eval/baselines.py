@@ -1,0 +1,62 @@
+"""Baselines scored in the same harness, on the same splits as the model."""
+
+import re
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+
+from train.labels import LABELS
+
+# Words an analyst would search for first, taken from the annotation guidelines.
+KEYWORDS = {
+    "withdrawal": r"withdr[ae]w|withdrawal|withdrawing|retreat|pull(?:ed|ing|s)? (?:back|out)|fled|abandon|de-?escalat",
+    "strike": r"missile|shell(?:ed|ing|s)?\b|strikes?\b|struck|bomb|rocket|drone|artillery|explosi|air ?raid",
+    "evacuation": r"evacu|humanitarian corridor|corridors?\b|buses",
+    "atrocity_claim": r"war crime|genocide|tortur|rape|massacre|mass grave|execut|deport|filtration|abduct|kidnap|atrocit",
+}
+
+
+class AlwaysNone:
+    name = "always none"
+    tuned = False  # fixed rules: thresholds are not tuned on validation
+
+    def fit(self, texts, labels):
+        return self
+
+    def scores(self, texts) -> np.ndarray:
+        return np.zeros((len(texts), len(LABELS)))
+
+
+class KeywordRules:
+    name = "keyword rules"
+    tuned = False
+
+    def fit(self, texts, labels):
+        self.patterns = [re.compile(KEYWORDS[label], re.IGNORECASE) for label in LABELS]
+        return self
+
+    def scores(self, texts) -> np.ndarray:
+        return np.array([[float(bool(p.search(t))) for p in self.patterns] for t in texts])
+
+
+class TfidfLogistic:
+    """Word 1-2 gram TF-IDF with one class-balanced logistic regression per label."""
+
+    name = "TF-IDF + logistic regression"
+    tuned = True
+
+    def fit(self, texts, labels):
+        self.model = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            OneVsRestClassifier(LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0)))
+        self.model.fit(texts, np.asarray(labels).astype(int))
+        return self
+
+    def scores(self, texts) -> np.ndarray:
+        return self.model.predict_proba(texts)
+
+
+BASELINES = (AlwaysNone, KeywordRules, TfidfLogistic)
