@@ -119,3 +119,18 @@ def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
 def test_predict_refuses_a_folder_without_thresholds(model_dir, tmp_path):
     with pytest.raises(UserError, match="thresholds.json: missing"):
         Predictor(tmp_path)
+
+
+def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
+    cli("eval.report", "--model", str(model_dir), "--output-dir", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["systems"]) == {"model", "always none", "keyword rules", "TF-IDF + logistic regression"}
+    assert metrics["systems"]["always none"]["micro"]["f1"] == 0
+    for system in metrics["systems"].values():
+        for label in LABELS:
+            low, high = system["ci95"][label]
+            assert low <= system["per_class"][label]["f1"] <= high
+    assert (tmp_path / "pr_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| margin over TF-IDF |" in (tmp_path / "report.md").read_text()
+    for row in map(json.loads, (tmp_path / "errors.jsonl").read_text().splitlines()):
+        assert row["false_positives"] or row["false_negatives"]

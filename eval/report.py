@@ -1,0 +1,168 @@
+"""python -m eval.report --model DIR [--output-dir DIR]
+
+The whole harness on a trained model's own held-out test split (rebuilt from its saved seed and
+fractions): the model and the baselines side by side, per-class metrics with bootstrap 95%
+intervals, PR curves with the chosen thresholds, TP/FP/FN per class, label co-occurrence,
+per-outlet scores, and a file of the model's errors, worst first. Writes report.md, metrics.json,
+errors.jsonl and PNG plots (default: MODEL/report/).
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from eval import plots
+from eval.baselines import BASELINES
+from eval.metrics import AVERAGES, apply_thresholds, report, tune_thresholds
+from eval.predictor import Predictor
+from train.annotations import read_exports
+from train.artifacts import atomic_file, write_json, write_text_atomic
+from train.cli import run_command
+from train.labels import LABELS
+from train.splits import make_splits
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap_f1(gold, predicted, rounds: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+    """95% percentile interval of each class's F1 (and macro-F1) over resampled sentences."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(gold), size=(rounds, len(gold)))
+    g, p = gold[rows].astype(bool), predicted[rows].astype(bool)
+    tp, fp, fn = (g & p).sum(1), (~g & p).sum(1), (g & ~p).sum(1)
+    f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    intervals = {label: np.percentile(f1[:, i], [2.5, 97.5]).tolist() for i, label in enumerate(LABELS)}
+    intervals["macro"] = np.percentile(f1.mean(1), [2.5, 97.5]).tolist()
+    return intervals
+
+
+def counts(gold, predicted) -> dict:
+    g, p = gold.astype(bool), predicted.astype(bool)
+    return {label: {"tp": int((g & p)[:, i].sum()), "fp": int((~g & p)[:, i].sum()),
+                    "fn": int((g & ~p)[:, i].sum())} for i, label in enumerate(LABELS)}
+
+
+def co_occurrence(gold) -> list[list[int]]:
+    g = gold.astype(int)
+    return (g.T @ g).tolist()
+
+
+def by_outlet(gold, predicted, outlets) -> dict:
+    result = {}
+    for outlet in sorted(set(outlets)):
+        rows = np.array([o == outlet for o in outlets])
+        result[outlet or "unknown"] = {"sentences": int(rows.sum()),
+                                       "macro_f1": report(gold[rows], predicted[rows])["macro"]["f1"],
+                                       "micro_f1": report(gold[rows], predicted[rows])["micro"]["f1"]}
+    return result
+
+
+def errors(texts, gold, scores, thresholds) -> list[dict]:
+    """False positives and negatives, the most confidently wrong first."""
+    cut = np.array([thresholds[label] for label in LABELS])
+    predicted = scores >= cut
+    wrongness = np.where(predicted != gold.astype(bool), np.abs(scores - cut), 0).max(1)
+    rows = []
+    for i in np.argsort(-wrongness):
+        if wrongness[i] == 0:
+            break
+        rows.append({"text": texts[i], "gold": [l for l, on in zip(LABELS, gold[i]) if on],
+                     "predicted": [l for l, on in zip(LABELS, predicted[i]) if on],
+                     "false_positives": [l for j, l in enumerate(LABELS) if predicted[i, j] and not gold[i, j]],
+                     "false_negatives": [l for j, l in enumerate(LABELS) if gold[i, j] and not predicted[i, j]],
+                     "scores": {l: round(float(s), 4) for l, s in zip(LABELS, scores[i])}})
+    return rows
+
+
+def baseline_results(splits, gold) -> dict:
+    results = {}
+    for baseline_class in BASELINES:
+        baseline = baseline_class().fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
+        thresholds = (tune_thresholds(list(splits["validation"]["labels"]),
+                                      baseline.scores(list(splits["validation"]["text"])))
+                      if baseline.tuned else dict.fromkeys(LABELS, 0.5))
+        predicted = apply_thresholds(baseline.scores(list(splits["test"]["text"])), thresholds)
+        results[baseline.name] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+    return results
+
+
+def build_report(model_dir: Path, output_dir: Path) -> dict:
+    config = yaml.safe_load((model_dir / "train_config.yaml").read_text())
+    sentences, summary = read_exports(config["data_files"], config["tie_break"])
+    splits = make_splits(sentences, config["validation_fraction"], config["test_fraction"], config["seed"])
+    test = splits["test"]
+    texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
+    predictor = Predictor(model_dir)
+    scores = predictor.scores(texts)
+    predicted = apply_thresholds(scores, predictor.thresholds)
+    model = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+    results = {
+        "model": str(model_dir), "test_sentences": len(texts), "thresholds": predictor.thresholds,
+        "systems": {"model": model, **baseline_results(splits, gold)},
+        "counts": counts(gold, predicted), "co_occurrence": co_occurrence(gold),
+        "by_outlet": by_outlet(gold, predicted, outlets),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plots.pr_curves(gold, scores, predictor.thresholds, output_dir / "pr_curves.png")
+    plots.co_occurrence(np.array(results["co_occurrence"]), output_dir / "co_occurrence.png")
+    with atomic_file(output_dir / "errors.jsonl") as handle:
+        for row in errors(texts, gold, scores, predictor.thresholds):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_json(output_dir / "metrics.json", results)
+    write_text_atomic(output_dir / "report.md", markdown(results))
+    return results
+
+
+def markdown(results: dict) -> str:
+    systems = results["systems"]
+    tfidf = systems["TF-IDF + logistic regression"]
+    lines = [f"# Evaluation report: `{results['model']}`", "",
+             f"Held-out test split: {results['test_sentences']} sentences from articles unseen in training "
+             "and validation; thresholds chosen on validation only. Brackets: bootstrap 95% intervals.", "",
+             "## Model and baselines (F1)", "",
+             "| system | " + " | ".join(LABELS) + " | macro-F1 | micro-F1 |",
+             "|---|" + "---|" * (len(LABELS) + 2)]
+    for name, result in systems.items():
+        cells = [f"{result['per_class'][l]['f1']:.3f}" for l in LABELS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {result['macro']['f1']:.3f} | {result['micro']['f1']:.3f} |")
+    margins = [systems["model"]["per_class"][l]["f1"] - tfidf["per_class"][l]["f1"] for l in LABELS]
+    lines.append("| margin over TF-IDF | " + " | ".join(f"{m:+.3f}" for m in margins)
+                 + f" | {systems['model']['macro']['f1'] - tfidf['macro']['f1']:+.3f} | |")
+    model = systems["model"]
+    lines += ["", "## Model, per class", "",
+              "| label | precision | recall | F1 [95% CI] | support | threshold | TP | FP | FN |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for l in LABELS:
+        s, c, (lo, hi) = model["per_class"][l], results["counts"][l], model["ci95"][l]
+        lines.append(f"| {l} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} [{lo:.3f}, {hi:.3f}] "
+                     f"| {s['support']} | {results['thresholds'][l]:.3f} | {c['tp']} | {c['fp']} | {c['fn']} |")
+    lo, hi = model["ci95"]["macro"]
+    lines += ["", " | ".join(f"{a} avg F1 {model[a]['f1']:.3f}" for a in AVERAGES)
+              + f" (macro 95% CI [{lo:.3f}, {hi:.3f}])", "",
+              "![PR curves](pr_curves.png)", "",
+              "## Label co-occurrence (gold, test)", "", "![co-occurrence](co_occurrence.png)", "",
+              "## By outlet (model)", "", "| outlet | sentences | macro-F1 | micro-F1 |", "|---|---|---|---|"]
+    for outlet, r in results["by_outlet"].items():
+        lines.append(f"| {outlet} | {r['sentences']} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} |")
+    lines += ["", "Small outlets give wide intervals: read their rows as anecdotes.", "",
+              "Errors, most confidently wrong first: `errors.jsonl`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, help="Default: MODEL/report.")
+    args = parser.parse_args(argv)
+    output_dir = args.output_dir or args.model / "report"
+    build_report(args.model, output_dir)
+    print((output_dir / "report.md").read_text())
+
+
+if __name__ == "__main__":
+    run_command(main)
