@@ -43,3 +43,12 @@ def news_export():
     if not NEWS_EXPORT.is_file():
         pytest.skip(f"shared news corpus not found at {NEWS_EXPORT}")
     return NEWS_EXPORT
+
+
+@pytest.fixture(scope="session")
+def smoke_model(tmp_path_factory):
+    """A tiny model trained once per session with configs/smoke.yaml."""
+    from train.config import load_config
+    from train.run import run
+    output = tmp_path_factory.mktemp("smoke") / "smoke"
+    return run(load_config(["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(output)]))

@@ -9,6 +9,8 @@ Resolution rule when a task has several annotations (documented in the README):
   2. if any ground-truth annotation remains, the most recently updated one wins;
   3. otherwise a label is on when more than half of the annotations have it; an exact tie
      follows `tie_break` ("negative" by default: the guidelines say "when unsure, choose none").
+Agreement is Cohen's kappa per label between the first two kept annotations of each task that
+has two or more.
 An annotation with an empty result means "no event". A task left with no annotation is skipped
 and counted in the summary, never silently.
 """
@@ -17,6 +19,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sklearn.metrics import cohen_kappa_score
 
 from train.cli import UserError
 from train.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
@@ -46,13 +50,28 @@ class ExportSummary:
     cancelled_annotations: int = 0
     multi_annotated: int = 0
     label_counts: Counter = field(default_factory=Counter)
+    # The first two kept annotations' label sets of every task annotated twice or more.
+    annotator_pairs: list = field(default_factory=list)
 
     def add(self, other: "ExportSummary") -> None:
         for name, value in vars(other).items():
             setattr(self, name, getattr(self, name) + value)
 
+    def agreement(self) -> dict:
+        """Cohen's kappa per label between the first two annotators of each doubly-annotated
+        task; None where kappa is undefined (both annotators never, or always, chose the label)."""
+        kappas = {}
+        for label in LABELS:
+            first = [label in a for a, _ in self.annotator_pairs]
+            second = [label in b for _, b in self.annotator_pairs]
+            defined = len(set(first) | set(second)) > 1
+            kappas[label] = round(float(cohen_kappa_score(first, second)), 4) if defined else None
+        return {"tasks": len(self.annotator_pairs), "cohen_kappa": kappas}
+
     def as_dict(self) -> dict:
-        return {**vars(self), "label_counts": {label: self.label_counts[label] for label in LABELS}}
+        fields = {k: v for k, v in vars(self).items() if k != "annotator_pairs"}
+        return {**fields, "label_counts": {label: self.label_counts[label] for label in LABELS},
+                "agreement": self.agreement()}
 
     def __str__(self) -> str:
         counts = ", ".join(f"{label} {self.label_counts[label]}" for label in LABELS)
@@ -61,6 +80,9 @@ class ExportSummary:
             f"{self.skipped_unannotated} unannotated and {self.skipped_all_cancelled} all-cancelled "
             f"tasks; ignored {self.cancelled_annotations} cancelled annotations; "
             f"{self.multi_annotated} tasks resolved from several annotations"
+            + (f"; Cohen's kappa over {len(self.annotator_pairs)} doubly-annotated tasks: " + ", ".join(
+                f"{label} {kappa if kappa is None else f'{kappa:.2f}'}"
+                for label, kappa in self.agreement()["cohen_kappa"].items()) if self.annotator_pairs else "")
         )
 
 
@@ -143,8 +165,11 @@ def read_task(task: dict, where: str, ref: str, tie_break: str, summary: ExportS
         else:
             summary.skipped_unannotated += 1
         return None
-    summary.multi_annotated += len(kept) > 1
-    labels = resolve_annotations([annotation_labels(a, where) for a in kept], kept, tie_break)
+    label_sets = [annotation_labels(a, where) for a in kept]
+    if len(kept) > 1:
+        summary.multi_annotated += 1
+        summary.annotator_pairs.append((label_sets[0], label_sets[1]))
+    labels = resolve_annotations(label_sets, kept, tie_break)
     return Sentence(
         text=data[TEXT_FIELD],
         labels=labels,

@@ -1,21 +1,27 @@
-"""Talking to a Label Studio server (label-studio-sdk 2.x): projects, task import, export.
+"""Talking to a Label Studio server (label-studio-sdk 2.x): projects, task import, export,
+and model predictions pushed back for annotators.
 
-python -m train.labelstudio import --url URL --title NAME --tasks data/seed_tasks.json
-python -m train.labelstudio export --url URL --project ID --output FILE
+python -m train.labelstudio import  --url URL (--title NAME | --project ID) --tasks data/seed_tasks.json
+python -m train.labelstudio export  --url URL --project ID --output FILE
+python -m train.labelstudio predict --url URL --project ID --model models/NAME
 
-The API key is read from LABEL_STUDIO_API_KEY (or --api-key) and never printed or saved.
+The API key (a personal access token) is read from LABEL_STUDIO_API_KEY or --api-key. It is
+never printed, logged or written: errors name the server and the problem, not the request.
 """
 
 import argparse
 import json
 import logging
 import os
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
+import numpy as np
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from tqdm.auto import tqdm
 
 from train.annotations import read_export
 from train.artifacts import atomic_file
@@ -25,6 +31,7 @@ from train.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
 log = logging.getLogger(__name__)
 
 LABEL_CONFIG = Path(__file__).resolve().parent.parent / "data" / "label_config.xml"
+PAGE = 500  # tasks per request when reading or writing many
 
 
 def config_labels(label_config: str) -> tuple[str, set[str]]:
@@ -33,89 +40,168 @@ def config_labels(label_config: str) -> tuple[str, set[str]]:
     for choices in root.iter("Choices"):
         if choices.get("name") == CHOICES_CONTROL:
             return choices.get("toName"), {c.get("value") for c in choices.iter("Choice")}
-    raise UserError(f"the labeling config has no Choices control named {CHOICES_CONTROL!r}")
+    return "", set()
 
 
 def check_label_config(label_config: str, where: str) -> None:
     text_name, labels = config_labels(label_config)
     if labels != set(LABELS) or text_name != TEXT_FIELD:
+        found = f"{sorted(labels)} on {text_name!r}" if labels else "no such control"
         raise UserError(
-            f"{where}: labeling config does not match this repository: control {CHOICES_CONTROL!r} "
-            f"on {text_name!r} with {sorted(labels)}, expected on {TEXT_FIELD!r} with {sorted(LABELS)}")
+            f"{where}: labeling config does not match this repository: expected a Choices control "
+            f"{CHOICES_CONTROL!r} on {TEXT_FIELD!r} with {sorted(LABELS)}, found {found} "
+            "(create the project from data/label_config.xml)")
 
 
 def connect(url: str, api_key: str | None) -> LabelStudio:
     if not api_key:
         raise UserError("no Label Studio API key: set LABEL_STUDIO_API_KEY or pass --api-key")
-    client = LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=60)
-    call(lambda: client.users.whoami(), url)
+    try:
+        client = LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=60)
+    except Exception as error:  # the SDK exchanges the token at once; hide its message
+        raise UserError(f"{url}: cannot sign in to Label Studio ({type(error).__name__}); "
+                        "check the URL and that the key is a valid personal access token") from None
+    call(url, client.users.whoami)
     return client
 
 
-def call(request, url: str):
-    """Run one SDK request; turn network and HTTP failures into one-line errors without the key."""
+def call(url: str, method, *args, **kwargs):
+    """One SDK request; network and HTTP failures become one-line errors without the key."""
     try:
-        return request()
+        return method(*args, **kwargs)
     except ApiError as error:
         if error.status_code in (401, 403):
             raise UserError(f"{url}: the API key was refused (wrong, expired or revoked)") from None
         if error.status_code == 404:
             raise UserError(f"{url}: not found (check the project id)") from None
         raise UserError(f"{url}: Label Studio answered HTTP {error.status_code}") from None
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, OSError) as error:
         raise UserError(f"{url}: cannot reach Label Studio ({type(error).__name__})") from None
 
 
 def create_project(client: LabelStudio, url: str, title: str) -> int:
-    project = call(lambda: client.projects.create(title=title, label_config=LABEL_CONFIG.read_text()), url)
+    project = call(url, client.projects.create, title=title, label_config=LABEL_CONFIG.read_text())
     log.info("Created project %d %r", project.id, title)
     return project.id
 
 
 def checked_project(client: LabelStudio, url: str, project_id: int):
-    project = call(lambda: client.projects.get(id=project_id), url)
+    project = call(url, client.projects.get, id=project_id)
     check_label_config(project.label_config, f"{url}, project {project_id}")
     return project
 
 
 def import_tasks(client: LabelStudio, url: str, project_id: int, tasks: list[dict]) -> None:
-    call(lambda: client.projects.import_tasks(id=project_id, request=tasks), url)
+    for start in range(0, len(tasks), PAGE):
+        call(url, client.projects.import_tasks, id=project_id, request=tasks[start:start + PAGE])
     log.info("Imported %d tasks into project %d", len(tasks), project_id)
 
 
-def export(client: LabelStudio, url: str, project_id: int, output: Path) -> None:
-    """Stream the full JSON export (annotated tasks only) to a temporary file, check that it
-    reads, then move it into place: an interrupted export leaves no partial file."""
+def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_seconds: float = 1.0) -> None:
+    """Full JSON export of annotated tasks without cancelled annotations, made as a server-side
+    snapshot and streamed to a temporary file; checked, then moved into place, so an
+    interrupted export leaves no partial file."""
     checked_project(client, url, project_id)
-    with atomic_file(output, "wb") as handle:
-        chunks = call(lambda: client.projects.exports.download_sync(
-            id=project_id, export_type="JSON", download_all_tasks=False), url)
-        call(lambda: [handle.write(chunk) for chunk in chunks], url)
+    snapshot = call(url, client.projects.exports.create, id=project_id, title="train.labelstudio export",
+                    task_filter_options={"only_with_annotations": True},
+                    annotation_filter_options={"usual": True, "ground_truth": True, "skipped": False})
+    while snapshot.status not in ("completed", "failed"):
+        time.sleep(poll_seconds)
+        snapshot = call(url, client.projects.exports.get, id=project_id, export_pk=snapshot.id)
+    if snapshot.status == "failed":
+        raise UserError(f"{url}, project {project_id}: the server failed to build the export")
+    with atomic_file(output, "wb") as handle, tqdm(unit="B", unit_scale=True, desc="export") as progress:
+        chunks = call(url, client.projects.exports.download, id=project_id, export_pk=snapshot.id,
+                      export_type="JSON")
+        for chunk in iterate(url, chunks):
+            handle.write(chunk)
+            progress.update(len(chunk))
         handle.flush()
         _, summary = read_export(Path(handle.name))
     log.info("Exported project %d to %s: %s", project_id, output, summary)
 
 
+def iterate(url: str, chunks):
+    """Chunks of a streamed download; a connection lost midway is a clear error."""
+    try:
+        yield from chunks
+    except (httpx.HTTPError, OSError) as error:
+        raise UserError(f"{url}: the export was interrupted ({type(error).__name__}); nothing was written") from None
+
+
+def certainty(scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """Per task, how far its least clear label is from its threshold, scaled to 0..1:
+    0 means some label sits on its threshold. Sorting by it puts the least certain first."""
+    cut = np.array([thresholds[label] for label in LABELS])
+    margin = np.where(scores >= cut, (scores - cut) / (1 - cut), (cut - scores) / cut)
+    return margin.min(axis=1)
+
+
+def prediction(task_id: int, labels: list[str], score: float, version: str) -> dict:
+    result = [{"from_name": CHOICES_CONTROL, "to_name": TEXT_FIELD, "type": "choices",
+               "value": {"choices": labels}}] if labels else []
+    return {"task": task_id, "result": result, "score": round(float(score), 4), "model_version": version}
+
+
+def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: Path,
+                     version: str | None = None) -> int:
+    """Score every task of the project and store the results as predictions (pre-annotations),
+    page by page; then add a Data Manager tab that lists the least certain tasks first."""
+    from eval.predictor import Predictor  # torch is loaded only for this command
+
+    checked_project(client, url, project_id)
+    predictor, version = Predictor(model_dir), version or Path(model_dir).name
+    pushed, page = 0, []
+    tasks = call(url, client.tasks.list, project=project_id, page_size=PAGE, fields="all")
+    for task in tqdm(iterate(url, tasks), unit=" task", desc="predict"):
+        page.append(task)
+        if len(page) == PAGE:
+            pushed += push_page(client, url, project_id, predictor, page, version)
+            page = []
+    pushed += push_page(client, url, project_id, predictor, page, version)
+    # The project's model version picks the predictions shown to annotators and scored in the
+    # Data Manager's prediction-score column, which the tab below sorts on.
+    call(url, client.projects.update, id=project_id, model_version=version)
+    view = {"title": f"Least certain first ({version})", "ordering": ["tasks:predictions_score"]}
+    call(url, client.views.create, project=project_id, data=view)
+    log.info("Pushed %d predictions (model version %r) to project %d", pushed, version, project_id)
+    return pushed
+
+
+def push_page(client, url, project_id, predictor, tasks, version) -> int:
+    if not tasks:
+        return 0
+    scores = predictor.scores([task.data[TEXT_FIELD] for task in tasks])
+    rows = [prediction(task.id, labels, score, version) for task, labels, score
+            in zip(tasks, predictor.labels(scores), certainty(scores, predictor.thresholds))]
+    call(url, client.projects.import_predictions, id=project_id, request=rows)
+    return len(rows)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m train.labelstudio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["import", "export"])
+    parser.add_argument("command", choices=["import", "export", "predict"])
     parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://localhost:8080")
     parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
                         help="Personal access token (default: $LABEL_STUDIO_API_KEY).")
-    parser.add_argument("--project", type=int, help="Project id (export; import into an existing project).")
+    parser.add_argument("--project", type=int, help="Project id.")
     parser.add_argument("--title", help="import: create a project with this title.")
     parser.add_argument("--tasks", type=Path, help="import: tasks JSON from `python -m train.prepare`.")
     parser.add_argument("--output", type=Path, help="export: file to write.")
+    parser.add_argument("--model", type=Path, help="predict: model folder from `python -m train`.")
+    parser.add_argument("--model-version", help="predict: name shown in Label Studio (default: the folder name).")
     args = parser.parse_args(argv)
+    needs = {"export": ("project", "output"), "predict": ("project", "model"), "import": ("tasks",)}
+    missing = [f"--{name}" for name in needs[args.command] if getattr(args, name) is None]
+    if missing or (args.command == "import" and (args.project is None) == (args.title is None)):
+        parser.error(f"{args.command} needs {' '.join(missing) or 'one of --project or --title'}")
     client = connect(args.url, args.api_key)
     if args.command == "export":
-        if args.project is None or args.output is None:
-            parser.error("export needs --project and --output")
         export(client, args.url, args.project, args.output)
+    elif args.command == "predict":
+        push_predictions(client, args.url, args.project, args.model, args.model_version)
     else:
-        if args.tasks is None or (args.project is None) == (args.title is None):
-            parser.error("import needs --tasks and one of --project or --title")
         tasks = json.loads(args.tasks.read_text(encoding="utf-8"))
         project_id = args.project if args.project is not None else create_project(client, args.url, args.title)
         checked_project(client, args.url, project_id)

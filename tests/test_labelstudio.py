@@ -1,0 +1,161 @@
+"""The Label Studio commands against a real server (installed and started by the tests)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from label_studio_sdk import LabelStudio
+
+import labelstudio_server
+from conftest import REPO
+from train import labelstudio
+from train.annotations import read_export
+from train.cli import UserError
+from train.labels import LABELS
+
+pytestmark = pytest.mark.labelstudio
+
+SECOND = ("annotator2@example.com", "annotator-password-2")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    try:
+        server = labelstudio_server.start(tmp_path_factory.mktemp("label-studio"))
+    except labelstudio_server.Unavailable as error:
+        if os.environ.get("REQUIRE_LABEL_STUDIO"):
+            pytest.fail(f"Label Studio is required here: {error}")
+        pytest.skip(f"!!! LABEL STUDIO TESTS SKIPPED: {error} !!!")
+    yield server
+    labelstudio_server.stop(server)
+
+
+@pytest.fixture(scope="module")
+def keys(server):
+    admin = server.token_for(*labelstudio_server.ADMIN)
+    invite = LabelStudio(base_url=server.url, api_key=admin).organizations.invites.get_invite_link()
+    return admin, server.token_for(*SECOND, invite_url=invite.invite_url)
+
+
+def cli(server, key, *args):
+    return subprocess.run([sys.executable, "-m", "train.labelstudio", *args, "--url", server.url],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": key})
+
+
+def choices(*labels):
+    return [{"from_name": "event", "to_name": "text", "type": "choices", "value": {"choices": list(labels)}}] if labels else []
+
+
+@pytest.fixture(scope="module")
+def project(server, keys, tmp_path_factory):
+    """Twelve seed sentences imported with the import command, annotated by two people."""
+    tasks_file = tmp_path_factory.mktemp("tasks") / "tasks.json"
+    tasks_file.write_text(json.dumps(json.loads((REPO / "data/seed_tasks.json").read_text())[:12]))
+    result = cli(server, keys[0], "import", "--title", "test project", "--tasks", str(tasks_file))
+    assert result.returncode == 0, result.stderr
+    project_id = int(result.stdout.strip())
+    first, second = (LabelStudio(base_url=server.url, api_key=key) for key in keys)
+    gold = json.loads((REPO / "data/seed_labels.json").read_text())
+    tasks = list(first.tasks.list(project=project_id))
+    for task in tasks[:10]:  # the last two stay unannotated
+        first.annotations.create(id=task.id, result=choices(*gold[task.data["sentence_id"]]))
+    for task in tasks[:4]:  # the second annotator agrees on four...
+        second.annotations.create(id=task.id, result=choices(*gold[task.data["sentence_id"]]))
+    second.annotations.create(id=tasks[4].id, result=choices("strike", *gold[tasks[4].data["sentence_id"]]))
+    second.annotations.create(id=tasks[5].id, result=[], was_cancelled=True)  # ...skips one
+    return project_id, tasks, gold
+
+
+def test_export_command_writes_the_resolved_annotations_and_agreement(server, keys, project, tmp_path):
+    project_id, tasks, gold = project
+    result = cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    sentences, summary = read_export(tmp_path / "e.json")
+    assert summary.tasks == summary.sentences == 10  # unannotated tasks are left out of the export
+    assert summary.cancelled_annotations == 0  # and so are cancelled annotations
+    assert summary.multi_annotated == 5
+    by_text = {s.text: s.labels for s in sentences}
+    for task in tasks[:10]:  # the disagreement is a 1-1 tie on strike: off by default
+        assert list(by_text[task.data["text"]]) == gold[task.data["sentence_id"]]
+    kappa = summary.agreement()["cohen_kappa"]
+    assert kappa["strike"] == 0.0 and summary.agreement()["tasks"] == 5  # strike: the one disagreement
+    assert "Cohen's kappa over 5 doubly-annotated tasks" in result.stderr
+
+
+def test_predictions_go_back_with_scores_and_a_least_certain_first_tab(server, keys, project, smoke_model):
+    project_id, tasks, _ = project
+    result = cli(server, keys[0], "predict", "--project", str(project_id), "--model", str(smoke_model),
+                 "--model-version", "run-1")
+    assert result.returncode == 0, result.stderr
+    client = LabelStudio(base_url=server.url, api_key=keys[0])
+    predictions = [p for task in tasks for p in client.predictions.list(task=task.id)]
+    assert len(predictions) == 12 and {p.model_version for p in predictions} == {"run-1"}
+    assert all(0 <= p.score <= 1 for p in predictions)
+    assert all(c in LABELS for p in predictions for r in p.result for c in r["value"]["choices"])
+    view = [v for v in client.views.list(project=project_id) if "run-1" in v.data["title"]][0]
+    ordered = [t.predictions_score for t in client.tasks.list(project=project_id, view=view.id, fields="all")]
+    assert ordered == sorted(ordered) and len(ordered) == 12
+
+
+def test_the_key_is_never_printed_or_written(server, keys, project, tmp_path):
+    project_id = project[0]
+    runs = [cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "ok.json")),
+            cli(server, keys[0], "export", "--project", "999", "--output", str(tmp_path / "no.json")),
+            cli(server, keys[0] + "x", "export", "--project", str(project_id), "--output", str(tmp_path / "x.json"))]
+    for run in runs:
+        assert keys[0] not in run.stdout + run.stderr
+    assert keys[0] not in (tmp_path / "ok.json").read_text()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("wrong url", "cannot"),
+    ("wrong key", "the API key was refused"),
+    ("missing project", "not found (check the project id)"),
+])
+def test_bad_connections_give_one_line_and_no_file(server, keys, project, tmp_path, case, message):
+    url, key, project_id = server.url, keys[0], project[0]
+    if case == "wrong url":
+        url = f"http://127.0.0.1:{labelstudio_server.free_port()}"
+    elif case == "wrong key":
+        key = key[:-4] + "AAAA"
+    elif case == "missing project":
+        project_id = 99999
+    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "export", "--url", url, "--project",
+                             str(project_id), "--output", str(tmp_path / "out.json")], cwd=REPO,
+                            capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": key})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("config", [
+    '<View><Text name="text" value="$text"/><Choices name="event" toName="text" choice="multiple">'
+    '<Choice value="strike"/><Choice value="other"/></Choices></View>',
+    '<View><Text name="text" value="$text"/><Choices name="tags" toName="text" choice="multiple">'
+    + "".join(f'<Choice value="{label}"/>' for label in LABELS) + "</Choices></View>",
+])
+def test_a_project_with_other_labels_or_control_is_refused(server, keys, tmp_path, config):
+    client = LabelStudio(base_url=server.url, api_key=keys[0])
+    project_id = client.projects.create(title="other", label_config=config).id
+    result = cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "o.json"))
+    assert result.returncode == 1
+    assert "labeling config does not match this repository" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_an_export_interrupted_midway_leaves_nothing(server, keys, project, tmp_path, monkeypatch):
+    client = labelstudio.connect(server.url, keys[0])
+    real_download = client.projects.exports.download
+
+    def cut_off(*args, **kwargs):  # the real stream, broken after its first chunk
+        chunks = real_download(*args, **kwargs)
+        yield next(iter(chunks))
+        raise httpx.RemoteProtocolError("peer closed connection")
+    monkeypatch.setattr(client.projects.exports, "download", cut_off)
+    with pytest.raises(UserError, match="the export was interrupted"):
+        labelstudio.export(client, server.url, project[0], tmp_path / "e.json")
+    assert list(tmp_path.iterdir()) == []
