@@ -92,8 +92,8 @@ def main(argv: list[str]) -> None:
         counts = predict_file(predictor, args.input, args.output, args.format)
     except UnicodeDecodeError as error:
         raise UserError(f"{args.input}: not UTF-8 (bad byte at offset {error.start})") from None
-    log.info("Tagged %d sentences into %s (%d empty lines skipped)", counts["sentences"], args.output,
-             counts["empty"])
+    log.info("Tagged %d sentences into %s (%d empty lines skipped, %d sentences truncated to %d tokens)",
+             counts["sentences"], args.output, counts["empty"], predictor.truncated, predictor.max_length)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Predictor:
         self.model = load_model(self.model_dir)
         self.batch_size = batch_size
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
+        self.truncated = 0  # sentences cut to max_length tokens so far
 
     @torch.inference_mode()
     def scores(self, texts: list[str]) -> np.ndarray:
@@ -41,6 +42,7 @@ class Predictor:
             batch = self.tokenizer([texts[i] for i in rows], truncation=True, padding=True,
                                    max_length=self.max_length, return_tensors="pt")
             result[rows] = torch.sigmoid(self.model(**batch).logits.float()).numpy()
+            self.truncated += int((batch["attention_mask"].sum(dim=1) >= self.max_length).sum())
         return result
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:

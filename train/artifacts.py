@@ -18,11 +18,23 @@ def staging_dir(output_dir: Path) -> Path:
     return output_dir.with_name(output_dir.name + ".partial")
 
 
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to clobber a finished model or an interrupted run, or to resume from nothing."""
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise UserError(
             f"{output_dir} already holds a model; choose another --output_dir or pass "
             "--overwrite_output_dir true (the old model stays until the new one is complete)")
+    checkpoints = staging_dir(output_dir) / "checkpoints"
+    if resume:
+        if not list(checkpoints.glob("checkpoint-*")):
+            raise UserError(f"{checkpoints}: no checkpoint to resume from")
+        return
+    if staging_dir(output_dir).exists():
+        if not overwrite:
+            raise UserError(
+                f"{staging_dir(output_dir)} holds an interrupted run: pass --resume true to continue it, "
+                "or --overwrite_output_dir true to start over")
+        shutil.rmtree(staging_dir(output_dir))
 
 
 def publish(finished: Path, output_dir: Path) -> None:

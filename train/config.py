@@ -44,6 +44,8 @@ class TrainConfig:
     output_dir: str = field(default="models/seed-distilbert", metadata={"help": "Where the trained model goes."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Replace an existing model in output_dir (it is kept until the new one is complete)."})
+    resume: bool = field(default=False, metadata={
+        "help": "Continue an interrupted run from its last checkpoint in OUTPUT_DIR.partial/."})
     num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner."})
     max_steps: int = field(default=-1, metadata={"help": "If > 0, train this many steps (overrides epochs)."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def run(config: TrainConfig) -> Path:
     output_dir = Path(config.output_dir)
-    artifacts.check_output_dir(output_dir, config.overwrite_output_dir)
+    artifacts.check_output_dir(output_dir, config.overwrite_output_dir, config.resume)
     set_seed(config.seed)
 
     sentences, summary = read_exports(config.data_files, config.tie_break)
@@ -34,7 +34,9 @@ def run(config: TrainConfig) -> Path:
                                                        max_length=config.max_length), batched=True)
     work_dir = artifacts.staging_dir(output_dir)
     trainer = build_trainer(config, base.model, base.tokenizer, tokenized, str(work_dir / "checkpoints"))
-    trainer.train()
+    # True: the Trainer picks the latest checkpoint and restores optimizer, scheduler, RNG and
+    # early-stopping state with it.
+    trainer.train(resume_from_checkpoint=config.resume or None)
 
     validation = scored(trainer, tokenized["validation"])
     thresholds = tune_thresholds(*validation)

@@ -1,0 +1,114 @@
+"""Runs that are killed, repeated or fed pickles: nothing lost, nothing different, nothing unsafe."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from eval.predictor import ModelFolderError, Predictor
+from train import artifacts
+from train.cli import UserError
+from train.config import load_config
+from train.run import run
+
+# Trains like `python -m train`, but SIGKILLs itself right after the first checkpoint is saved.
+KILLED_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+from transformers import TrainerCallback
+import train.run
+from train.config import load_config
+
+class Kill(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+build = train.run.build_trainer
+def build_and_arm(*args, **kwargs):
+    trainer = build(*args, **kwargs)
+    trainer.add_callback(Kill())
+    return trainer
+train.run.build_trainer = build_and_arm
+train.run.run(load_config(sys.argv[1:]))
+"""
+
+
+def smoke(output_dir, *options):
+    return ["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(output_dir), *options]
+
+
+def metrics(model_dir):
+    return json.loads((model_dir / "metrics.json").read_text())
+
+
+def test_a_killed_run_resumes_to_the_same_model_and_metrics(tmp_path):
+    uninterrupted = run(load_config(smoke(tmp_path / "whole")))
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_FIRST_CHECKPOINT, *smoke(tmp_path / "resumed")],
+                            cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    staging = artifacts.staging_dir(tmp_path / "resumed")
+    assert not (tmp_path / "resumed").exists()
+    [checkpoint] = (staging / "checkpoints").glob("checkpoint-*")
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert "EarlyStoppingCallback" in state["stateful_callbacks"]  # patience survives the kill
+
+    with pytest.raises(UserError, match="holds an interrupted run: pass --resume true"):
+        run(load_config(smoke(tmp_path / "resumed")))
+    resumed = run(load_config(smoke(tmp_path / "resumed", "--resume", "true")))
+    for split in ("validation", "test"):
+        for label, scores in metrics(uninterrupted)[split]["per_class"].items():
+            assert metrics(resumed)[split]["per_class"][label] == pytest.approx(scores, abs=1e-6)
+    assert not staging.exists()
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint to resume from"):
+        run(load_config(smoke(tmp_path / "m", "--resume", "true")))
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(tmp_path, smoke_model):
+    again = run(load_config(smoke(tmp_path / "again")))
+    assert metrics(again) == metrics(smoke_model)
+    assert json.loads((again / "thresholds.json").read_text()) == json.loads((smoke_model / "thresholds.json").read_text())
+
+
+def test_pickle_weights_are_refused(tmp_path, smoke_model):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    for name in ("config.json", "thresholds.json", "tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((smoke_model / name).read_bytes())
+    torch.save({}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelFolderError, match="no model.safetensors"):
+        Predictor(folder)
+
+
+def predict(model_dir, input_path, output_path):
+    return subprocess.run([sys.executable, "-m", "eval.predict", "--model", str(model_dir), "--input",
+                           str(input_path), "--output", str(output_path)], cwd=REPO, capture_output=True, text=True)
+
+
+def test_predict_survives_a_megabyte_line_and_ten_thousand_empty_lines(tmp_path, smoke_model):
+    source = tmp_path / "odd.txt"
+    source.write_text("Kyiv was shelled. " * 58_000 + "\n" + "\n" * 10_000 + "Troops withdrew.\n")
+    result = predict(smoke_model, source, tmp_path / "out.jsonl")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    assert "10000 empty lines skipped, 1 sentences truncated to 512 tokens" in result.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"ok line\n\xff\xfe bad bytes\n", "not UTF-8"),
+    (None, "input file not found"),
+])
+def test_predict_bad_input_is_one_line_and_leaves_no_output(tmp_path, smoke_model, content, message):
+    source = tmp_path / "in.txt"
+    if content is not None:
+        source.write_bytes(content)
+    result = predict(smoke_model, source, tmp_path / "out.jsonl")
+    assert result.returncode == 1 and message in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out.jsonl").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl")]  # no temporary left
