@@ -5,7 +5,9 @@ import logging
 import shutil
 from pathlib import Path
 
+import torch
 import transformers
+from accelerate import PartialState
 from transformers import set_seed
 
 from eval.metrics import apply_thresholds, report, sigmoid, tune_thresholds
@@ -21,7 +23,11 @@ log = logging.getLogger(__name__)
 
 def run(config: TrainConfig) -> Path:
     output_dir = Path(config.output_dir)
-    artifacts.check_output_dir(output_dir, config.overwrite_output_dir, config.resume)
+    # One process, or several under `accelerate launch` / torchrun (gloo on CPUs).
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    if processes.is_main_process:
+        artifacts.check_output_dir(output_dir, config.overwrite_output_dir, config.resume)
+    processes.wait_for_everyone()
     set_seed(config.seed)
 
     sentences, summary = read_exports(config.data_files, config.tie_break)
@@ -52,9 +58,11 @@ def run(config: TrainConfig) -> Path:
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},
         "split_label_counts": {name: label_counts(split) for name, split in splits.items()},
+        "processes": processes.num_processes,
         "transformers_version": transformers.__version__,
     }
-    if trainer.is_world_process_zero():
+    processes.wait_for_everyone()  # every process is done with the checkpoints
+    if processes.is_main_process:
         save(trainer, config, work_dir, output_dir, thresholds, metrics, run_info)
     return output_dir
 

@@ -67,6 +67,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         fp16=on_gpu and not torch.cuda.is_bf16_supported(),
         train_sampling_strategy="group_by_length",  # less padding per batch
         dataloader_pin_memory=on_gpu,
+        use_cpu=not on_gpu,  # also what makes several CPU processes train together (gloo)
         report_to="none",
     )
 
