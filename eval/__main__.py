@@ -32,7 +32,8 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
     if split == "all":
         return [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
     dataset = make_splits(sentences, config["validation_fraction"], config["test_fraction"],
-                          config["seed"])[split]
+                          config["seed"],
+                          config.get("test_outlets", []))[split]
     return list(dataset["text"]), list(dataset["labels"])
 
 

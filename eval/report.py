@@ -93,7 +93,8 @@ def baseline_results(splits, gold) -> dict:
 def build_report(model_dir: Path, output_dir: Path) -> dict:
     config = yaml.safe_load((model_dir / "train_config.yaml").read_text())
     sentences, summary = read_exports(config["data_files"], config["tie_break"])
-    splits = make_splits(sentences, config["validation_fraction"], config["test_fraction"], config["seed"])
+    splits = make_splits(sentences, config["validation_fraction"], config["test_fraction"], config["seed"],
+                          config.get("test_outlets", []))
     test = splits["test"]
     texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
     predictor = Predictor(model_dir)

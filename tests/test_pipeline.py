@@ -134,3 +134,14 @@ def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
     assert "| margin over TF-IDF |" in (tmp_path / "report.md").read_text()
     for row in map(json.loads, (tmp_path / "errors.jsonl").read_text().splitlines()):
         assert row["false_positives"] or row["false_negatives"]
+
+
+def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
+    result = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--output_dir", str(tmp_path))
+    summary = json.loads((tmp_path / "crossval.json").read_text())["summary"]
+    assert set(summary) == {"model", "TF-IDF + logistic regression"}
+    for system in summary.values():
+        for name in (*LABELS, "macro"):
+            assert len(system[name]["folds"]) == 3
+            assert system[name]["mean"] == pytest.approx(np.mean(system[name]["folds"]))
+    assert "3-fold cross-validation" in result.stdout

@@ -3,7 +3,7 @@ import pytest
 from conftest import SEED_EXPORT
 from train.annotations import Sentence, read_export
 from train.cli import UserError
-from train.splits import fingerprint, label_counts, make_splits, normalise
+from train.splits import cross_validation_splits, fingerprint, label_counts, make_splits, normalise
 
 LABELS_CYCLE = [("strike",), ("withdrawal",), ("evacuation",), ("atrocity_claim",), ()]
 
@@ -74,3 +74,30 @@ def test_news_corpus_split_is_grouped_and_stratified(news_export):
         share = len(splits[name]) / len(sentences)
         assert 0.10 < share < 0.20, (name, share)
         assert min(label_counts(splits[name]).values()) >= 20
+
+
+def test_cross_validation_folds_test_every_sentence_once_and_never_leak():
+    sentences = synthetic()
+    folds = list(cross_validation_splits(sentences, 5, 0.15, seed=2))
+    tested = [t for fold in folds for t in fold["test"]["task"]]
+    assert sorted(tested) == sorted(s.task for s in sentences)
+    for fold in folds:
+        groups = groups_by_split(fold)
+        assert not groups["test"] & (groups["train"] | groups["validation"])
+        assert not groups["train"] & groups["validation"]
+
+
+def test_held_out_outlets_form_the_test_split_and_shared_text_does_not_leak():
+    sentences = [Sentence(text=f"s{a}-{i}", labels=LABELS_CYCLE[(a + i) % 5], group=f"art-{a}",
+                          task=f"t#{a}-{i}", outlet="rt" if a % 4 == 0 else "bbc")
+                 for a in range(40) for i in range(4)]
+    sentences.append(Sentence(text="s0-0", labels=(), group="art-99", task="t#copy", outlet="bbc"))
+    splits = make_splits(sentences, 0.15, 0.15, seed=1, test_outlets=["rt"])
+    assert set(splits["test"]["outlet"]) == {"rt"} and len(splits["test"]) == 40
+    assert set(splits["train"]["outlet"]) == set(splits["validation"]["outlet"]) == {"bbc"}
+    assert "t#copy" not in list(splits["train"]["task"]) + list(splits["validation"]["task"])
+
+
+def test_unknown_test_outlet_is_a_clear_error():
+    with pytest.raises(UserError, match=r"test_outlets \['cnn'\] do not occur"):
+        make_splits(synthetic(), 0.15, 0.15, seed=1, test_outlets=["cnn"])

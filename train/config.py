@@ -38,6 +38,8 @@ class TrainConfig:
         "help": "Label Studio full JSON exports, combined."})
     validation_fraction: float = field(default=0.15, metadata={"help": "Share of articles for validation."})
     test_fraction: float = field(default=0.15, metadata={"help": "Share of articles held out for the test report."})
+    test_outlets: list[str] = field(default_factory=list, metadata={
+        "help": "Hold out these outlets (data.source) as the test split: generalisation to unseen outlets."})
     tie_break: str = field(default="negative", metadata={
         "help": "Label on a tied annotator vote: 'negative' (guidelines: when unsure, choose none) or 'positive'."})
     # --- optimisation (Hugging Face TrainingArguments names) ---

@@ -22,6 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def run(config: TrainConfig) -> Path:
+    sentences, summary = read_exports(config.data_files, config.tie_break)
+    log.info("Read %s", summary)
+    splits = make_splits(sentences, config.validation_fraction, config.test_fraction, config.seed,
+                         config.test_outlets)
+    return train_on(config, splits, summary)
+
+
+def train_on(config: TrainConfig, splits, summary) -> Path:
+    """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
+    log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
     output_dir = Path(config.output_dir)
     # One process, or several under `accelerate launch` / torchrun (gloo on CPUs).
     processes = PartialState(cpu=not torch.cuda.is_available())
@@ -29,11 +39,6 @@ def run(config: TrainConfig) -> Path:
         artifacts.check_output_dir(output_dir, config.overwrite_output_dir, config.resume)
     processes.wait_for_everyone()
     set_seed(config.seed)
-
-    sentences, summary = read_exports(config.data_files, config.tie_break)
-    log.info("Read %s", summary)
-    splits = make_splits(sentences, config.validation_fraction, config.test_fraction, config.seed)
-    log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
 
     base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
     tokenized = splits.map(lambda batch: base.tokenizer(batch["text"], truncation=True,

@@ -20,16 +20,45 @@ from train.labels import LABELS, multi_hot
 
 
 def make_splits(sentences: list[Sentence], validation_fraction: float, test_fraction: float,
-                seed: int) -> DatasetDict:
-    groups = merged_groups(sentences)
-    strata = rarest_label(sentences)
-    rest, test = hold_out(np.arange(len(sentences)), groups, strata, test_fraction, seed)
+                seed: int, test_outlets=()) -> DatasetDict:
+    """Train/validation/test by article; with `test_outlets`, the test split is those outlets
+    (generalisation to unseen outlets) and train/validation come from the others."""
+    groups, strata = merged_groups(sentences), rarest_label(sentences)
+    everything = np.arange(len(sentences))
+    if test_outlets:
+        rest, test = outlet_hold_out(sentences, groups, set(test_outlets))
+        test_fraction = len(test) / len(sentences)
+    else:
+        rest, test = hold_out(everything, groups, strata, test_fraction, seed)
     train, validation = hold_out(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
-    return DatasetDict(
-        train=to_dataset(sentences, train),
-        validation=to_dataset(sentences, validation),
-        test=to_dataset(sentences, test),
-    )
+    return as_splits(sentences, train, validation, test)
+
+
+def cross_validation_splits(sentences: list[Sentence], folds: int, validation_fraction: float, seed: int):
+    """k splits whose test parts are disjoint groups of articles covering every sentence once."""
+    groups, strata = merged_groups(sentences), rarest_label(sentences)
+    folding = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for rest, test in folding.split(np.arange(len(sentences)), strata, groups):
+        train, validation = hold_out(rest, groups, strata, validation_fraction / (1 - 1 / folds), seed)
+        yield as_splits(sentences, train, validation, test)
+
+
+def as_splits(sentences, train, validation, test) -> DatasetDict:
+    return DatasetDict(train=to_dataset(sentences, train), validation=to_dataset(sentences, validation),
+                       test=to_dataset(sentences, test))
+
+
+def outlet_hold_out(sentences, groups, outlets: set[str]):
+    """(rest, test): test is every sentence of `outlets`; sentences of other outlets that share
+    a group with a test sentence (the same wire text) are left out of both, so none leaks."""
+    unknown = outlets - {s.outlet for s in sentences}
+    if unknown:
+        raise UserError(f"test_outlets {sorted(unknown)} do not occur in the data "
+                        f"(outlets: {sorted({s.outlet for s in sentences})})")
+    in_test = np.array([s.outlet in outlets for s in sentences])
+    test_groups = set(groups[in_test])
+    leaking = ~in_test & np.isin(groups, list(test_groups))
+    return np.flatnonzero(~in_test & ~leaking), np.flatnonzero(in_test)
 
 
 def hold_out(indices, groups, strata, fraction: float, seed: int):
