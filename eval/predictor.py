@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
 
@@ -18,17 +19,25 @@ class ModelFolderError(UserError):
     pass
 
 
-class Predictor:
-    """Scores sentences with a model folder written by `python -m train`."""
+MODES = ("fp32", "bf16", "onnx-int8")
 
-    def __init__(self, model_dir, batch_size: int = 64, max_length: int | None = None):
+
+class Predictor:
+    """Scores sentences with a model folder written by `python -m train`.
+
+    Modes: fp32 (PyTorch), bf16 (PyTorch autocast: GPUs and CPUs with bf16 instructions),
+    onnx-int8 (ONNX Runtime with int8 weights, CPU)."""
+
+    def __init__(self, model_dir, batch_size: int = 64, max_length: int | None = None, mode: str = "fp32"):
+        if mode not in MODES:
+            raise UserError(f"unknown mode {mode!r}; choose one of {MODES}")
         self.model_dir = Path(model_dir)
         self.thresholds = read_thresholds(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = load_model(self.model_dir)
         self.batch_size = batch_size
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
+        self.forward = make_forward(self.model_dir, load_model(self.model_dir), self.tokenizer, mode)
 
     @torch.inference_mode()
     def scores(self, texts: list[str]) -> np.ndarray:
@@ -41,13 +50,27 @@ class Predictor:
             rows = order[start:start + self.batch_size]
             batch = self.tokenizer([texts[i] for i in rows], truncation=True, padding=True,
                                    max_length=self.max_length, return_tensors="pt")
-            result[rows] = torch.sigmoid(self.model(**batch).logits.float()).numpy()
+            result[rows] = sigmoid(self.forward(batch))
             self.truncated += int((batch["attention_mask"].sum(dim=1) >= self.max_length).sum())
         return result
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:
         return [[label for label, score in zip(LABELS, row) if score >= self.thresholds[label]]
                 for row in scores]
+
+
+def make_forward(model_dir: Path, model, tokenizer, mode: str):
+    """A function from a tokenized batch to float32 logits (numpy), for the chosen mode."""
+    if mode == "onnx-int8":
+        from eval.onnx_int8 import int8_forward
+        return int8_forward(model_dir, model, tokenizer)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device)
+
+    def forward(batch):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            return model(**batch.to(device)).logits.float().cpu().numpy()
+    return forward
 
 
 def read_thresholds(model_dir: Path) -> dict[str, float]:

@@ -1,0 +1,181 @@
+"""python -m eval.bench --model DIR [--sentences N] [--data EXPORT...] [--output FILE.json]
+
+Side by side, on the same sentences and the same saved model: the naive
+`pipeline("text-classification", model=DIR, top_k=None)` called as its docs show (default batch
+size), and this repo's predictor in each mode. Each system runs in a fresh process, so its peak
+memory is its own. Reports sentences/s, peak memory, speed-up over the pipeline, macro-F1 on the
+labeled sentences (with --data), the machine's measured matmul throughput and the model's FLOPs
+per sentence (so speed is also a fraction of what the hardware allows), and training samples/s
+for a short run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval.metrics import apply_thresholds, report
+from eval.predictor import MODES, Predictor, read_thresholds
+from train.annotations import read_exports
+from train.artifacts import write_json
+from train.cli import run_command
+from train.labels import LABELS, multi_hot
+from train.prepare import prepare
+
+REPO = Path(__file__).resolve().parent.parent
+SYSTEMS = ("pipeline", *MODES)
+
+
+def bench_sentences(data: list[str], count: int):
+    """(texts, multi-hot gold or None): the labeled sentences when given, else the seed
+    sentences, repeated or cut to `count`."""
+    if data:
+        sentences, _ = read_exports(data)
+        texts, gold = [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
+    else:
+        texts, gold = [t["data"]["text"] for t in prepare([REPO / "seeds"])], None
+    repeats = -(-count // len(texts))
+    return (texts * repeats)[:count], (None if gold is None else (gold * repeats)[:count])
+
+
+def scorer(system: str, model_dir: Path):
+    """(score function, thresholds) for one system."""
+    if system != "pipeline":
+        predictor = Predictor(model_dir, mode=system)
+        return predictor.scores, predictor.thresholds
+    from transformers import pipeline
+    tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
+
+    def score(texts):
+        return np.array([[{d["label"]: d["score"] for d in row}[label] for label in LABELS]
+                         for row in tagger(texts)])
+    return score, read_thresholds(model_dir)
+
+
+def measure(system: str, model_dir: Path, texts: list[str], gold) -> dict:
+    """Time one system in this process, after a warm-up, and score its F1."""
+    score, thresholds = scorer(system, model_dir)
+    score(texts[:32])
+    start = time.perf_counter()
+    scores = score(texts)
+    seconds = time.perf_counter() - start
+    result = {"sentences_per_second": len(texts) / seconds,
+              "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if gold is not None:
+        result["macro_f1"] = report(gold, apply_thresholds(scores, thresholds))["macro"]["f1"]
+    return result
+
+
+def in_fresh_process(system: str, args) -> dict:
+    command = [sys.executable, "-m", "eval.bench", "--worker", system, "--model", str(args.model),
+               "--sentences", str(args.sentences), *(["--data", *args.data] if args.data else [])]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def matmul_flops(dtype=torch.float32, size: int = 2048, repeats: int = 10) -> float:
+    """Measured matrix-multiply throughput of this machine (FLOP/s), the bound for a transformer."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.matmul(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.matmul(a, b)
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
+
+
+def flops_per_sentence(model_dir: Path, texts: list[str]) -> tuple[float, float]:
+    """(forward FLOPs, tokens) for the average sentence: 2 FLOPs per weight per token outside
+    the embeddings (lookups are free), plus attention's two T x T products per layer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokens = float(np.mean([len(ids) for ids in tokenizer(texts[:2000], truncation=True)["input_ids"]]))
+    weights = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    config = model.config
+    hidden = getattr(config, "hidden_size", None) or config.dim
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layers
+    return 2 * weights * tokens + 4 * layers * tokens ** 2 * hidden, tokens
+
+
+def training_throughput(model_dir: Path, texts: list[str], steps: int = 30) -> float:
+    """Samples/s of a short fine-tuning run of the saved model with the Trainer settings of
+    `python -m train` (batches, padding, precision), without evaluation or checkpoints."""
+    import dataclasses
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+
+    from train.config import TrainConfig
+    from train.trainer import training_arguments, weighted_bce
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * len(LABELS)] * len(texts)})
+    rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True)
+    with tempfile.TemporaryDirectory() as work:
+        args = dataclasses.replace(training_arguments(TrainConfig(max_steps=steps, warmup_steps=0), work),
+                                   eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                                   disable_tqdm=True)
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_loss_func=weighted_bce(None))
+        return trainer.train().metrics["train_samples_per_second"]
+
+
+def table(results: dict) -> str:
+    base = results["systems"]["pipeline"].get("sentences_per_second")
+    lines = [f"{'system':12}{'sent/s':>10}{'x pipeline':>12}{'peak MB':>10}{'macro-F1':>10}{'of bound':>10}"]
+    for name, r in results["systems"].items():
+        if "error" in r:
+            lines.append(f"{name:12}  failed: {r['error']}")
+            continue
+        bound = results["matmul_flops"]["bf16" if name == "bf16" else "fp32"]
+        fraction = r["sentences_per_second"] * results["flops_per_sentence"] / bound
+        f1 = f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-"
+        lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
+                     f"{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:10.1%}")
+    flops = results["matmul_flops"]
+    lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
+              f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)",
+              f"training: {results['training_samples_per_second']:.1f} samples/s "
+              f"({results['training_samples_per_second'] * 3 * results['flops_per_sentence'] / flops['fp32']:.1%} of the fp32 bound)"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--data", nargs="*", default=[], help="Labeled exports: time on them and report macro-F1.")
+    parser.add_argument("--output", type=Path, help="JSON file (default: MODEL/bench.json).")
+    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    texts, gold = bench_sentences(args.data, args.sentences)
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.model, texts, gold)))
+        return
+    flops, tokens = flops_per_sentence(args.model, texts)
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+                   + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+        "sentences": len(texts), "tokens_per_sentence": tokens, "flops_per_sentence": flops,
+        "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
+        "systems": {system: in_fresh_process(system, args) for system in SYSTEMS},
+        "training_samples_per_second": training_throughput(args.model, texts[:512]),
+    }
+    print(table(results))
+    write_json(args.output or args.model / "bench.json", results)
+
+
+if __name__ == "__main__":
+    run_command(main)
