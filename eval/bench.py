@@ -138,11 +138,11 @@ def table(results: dict) -> str:
         if "error" in r:
             lines.append(f"{name:12}  failed: {r['error']}")
             continue
-        bound = results["matmul_flops"]["bf16" if name == "bf16" else "fp32"]
-        fraction = r["sentences_per_second"] * results["flops_per_sentence"] / bound
         f1 = f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-"
+        bound = results["matmul_flops"].get("bf16" if name == "bf16" else "fp32" if name != "onnx-int8" else "")
+        fraction = f"{r['sentences_per_second'] * results['flops_per_sentence'] / bound:.1%}" if bound else "n/a"
         lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
-                     f"{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:10.1%}")
+                     f"{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
     flops = results["matmul_flops"]
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
               f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)",

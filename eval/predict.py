@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from eval.predictor import Predictor
+from eval.predictor import MODES, Predictor
 from train.artifacts import atomic_file
 from train.cli import UserError, run_command
 from train.labels import LABELS
@@ -86,8 +86,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--format", choices=["auto", "lines", "jsonl", "articles"], default="auto",
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mode", choices=MODES, default="fp32",
+                        help="fp32; bf16 (GPU, or CPU with bf16 instructions); onnx-int8 (fastest on CPU; "
+                             "compare its macro-F1 with `python -m eval.bench`).")
     args = parser.parse_args(argv)
-    predictor = Predictor(args.model, batch_size=args.batch_size)
+    predictor = Predictor(args.model, batch_size=args.batch_size, mode=args.mode)
     try:
         counts = predict_file(predictor, args.input, args.output, args.format)
     except UnicodeDecodeError as error:

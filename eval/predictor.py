@@ -65,11 +65,11 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
         from eval.onnx_int8 import int8_forward
         return int8_forward(model_dir, model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(device)
+    # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
+    model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
 
     def forward(batch):
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
-            return model(**batch.to(device)).logits.float().cpu().numpy()
+        return model(**batch.to(device)).logits.float().cpu().numpy()
     return forward
 
 
