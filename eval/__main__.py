@@ -9,15 +9,13 @@ import argparse
 import logging
 from pathlib import Path
 
-import yaml
-
 from eval.metrics import apply_thresholds, format_table, report
 from eval.predictor import Predictor
 from train.annotations import read_exports
 from train.artifacts import write_json
 from train.cli import run_command
 from train.labels import multi_hot
-from train.splits import make_splits
+from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +24,13 @@ SPLITS = ("all", "train", "validation", "test")
 
 def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
     """(texts, multi-hot gold) to score: every sentence, or one split rebuilt as in training."""
-    config = yaml.safe_load((model_dir / "train_config.yaml").read_text())
-    sentences, summary = read_exports(data_files, config["tie_break"])
-    log.info("Read %s", summary)
     if split == "all":
+        sentences, summary = read_exports(data_files)
+        log.info("Read %s", summary)
         return [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
-    dataset = make_splits(sentences, config["validation_fraction"], config["test_fraction"],
-                          config["seed"],
-                          config.get("test_outlets", []))[split]
-    return list(dataset["text"]), list(dataset["labels"])
+    splits, summary = splits_as_trained(model_dir, data_files)
+    log.info("Read %s", summary)
+    return list(splits[split]["text"]), list(splits[split]["labels"])
 
 
 def evaluate(model_dir: Path, data_files: list[str], split: str = "all") -> dict:

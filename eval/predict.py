@@ -66,15 +66,24 @@ def article_records(text: str, article: str):
 def predict_file(predictor: Predictor, input_path: Path, output_path: Path, kind: str = "auto") -> dict:
     counts = {"sentences": 0, "empty": 0}
     records = read_records(input_path, kind, counts)
-    with atomic_file(output_path) as out, tqdm(desc="sentences", unit=" sent", mininterval=1) as progress:
+    total = None if kind == "articles" else count_lines(input_path)  # one fast pass, for the ETA
+    with atomic_file(output_path) as out, tqdm(total=total, desc="lines", unit=" line", mininterval=1) as progress:
         while chunk := list(itertools.islice(records, CHUNK)):
             scores = predictor.scores([r["text"] for r in chunk])
             for record, row, labels in zip(chunk, scores, predictor.labels(scores)):
                 record.update(labels=labels, scores={l: round(float(s), 5) for l, s in zip(LABELS, row)})
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             counts["sentences"] += len(chunk)
-            progress.update(len(chunk))
+            progress.n = counts["sentences"] + counts["empty"]
+            progress.refresh()
     return counts
+
+
+def count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def main(argv: list[str]) -> None:

@@ -13,17 +13,15 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from eval import plots
 from eval.baselines import BASELINES
 from eval.metrics import AVERAGES, apply_thresholds, report, tune_thresholds
 from eval.predictor import Predictor
-from train.annotations import read_exports
 from train.artifacts import atomic_file, write_json, write_text_atomic
 from train.cli import run_command
 from train.labels import LABELS
-from train.splits import make_splits
+from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +89,7 @@ def baseline_results(splits, gold) -> dict:
 
 
 def build_report(model_dir: Path, output_dir: Path) -> dict:
-    config = yaml.safe_load((model_dir / "train_config.yaml").read_text())
-    sentences, summary = read_exports(config["data_files"], config["tie_break"])
-    splits = make_splits(sentences, config["validation_fraction"], config["test_fraction"], config["seed"],
-                          config.get("test_outlets", []))
+    splits, _ = splits_as_trained(model_dir)
     test = splits["test"]
     texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
     predictor = Predictor(model_dir)

@@ -1,6 +1,8 @@
 import pytest
 
-from conftest import SEED_EXPORT, annotation, task
+import json
+
+from conftest import SEED_EXPORT, annotation, choice, task
 from train.annotations import ExportError, read_export, read_exports
 
 
@@ -96,3 +98,12 @@ def test_bad_exports_name_the_file_the_task_and_the_problem(write_export, conten
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="file not found"):
         read_export(tmp_path / "nope.json")
+
+
+def test_a_hundred_thousand_task_export_reads(tmp_path):
+    tasks = [{"id": i, "data": {"text": f"sentence {i}", "article_id": f"a{i // 20}"},
+              "annotations": [{"id": i, "result": [] if i % 3 else choice("strike")}]} for i in range(100_000)]
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(tasks))
+    sentences, summary = read_export(path)
+    assert len(sentences) == 100_000 and summary.label_counts["strike"] == 33_334

@@ -105,9 +105,16 @@ def test_the_key_is_never_printed_or_written(server, keys, project, tmp_path):
     runs = [cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "ok.json")),
             cli(server, keys[0], "export", "--project", "999", "--output", str(tmp_path / "no.json")),
             cli(server, keys[0] + "x", "export", "--project", str(project_id), "--output", str(tmp_path / "x.json"))]
-    for run in runs:
+    trained = subprocess.run([sys.executable, "-m", "train", "--config", "configs/smoke.yaml", "--data_files",
+                              str(tmp_path / "ok.json"), str(REPO / "data/seed_export.json"),
+                              "--output_dir", str(tmp_path / "model")], cwd=REPO, capture_output=True, text=True,
+                             env={**os.environ, "LABEL_STUDIO_API_KEY": keys[0]})
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    for run in [*runs, trained]:
         assert keys[0] not in run.stdout + run.stderr
-    assert keys[0] not in (tmp_path / "ok.json").read_text()
+    for path in tmp_path.rglob("*"):  # the export, the model folder and everything in it
+        if path.is_file():
+            assert keys[0].encode() not in path.read_bytes(), path
 
 
 @pytest.mark.parametrize("case, message", [

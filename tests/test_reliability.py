@@ -1,6 +1,7 @@
 """Runs that are killed, repeated or fed pickles: nothing lost, nothing different, nothing unsafe."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,3 +113,14 @@ def test_predict_bad_input_is_one_line_and_leaves_no_output(tmp_path, smoke_mode
     assert result.returncode == 1 and message in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out.jsonl").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl")]  # no temporary left
+
+
+def test_a_model_folder_with_other_labels_is_refused(tmp_path, smoke_model):
+    folder = tmp_path / "other"
+    shutil.copytree(smoke_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b", "2": "c", "3": "d"}
+    config["label2id"] = {"a": 0, "b": 1, "c": 2, "d": 3}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match=r"config.json: labels \['a', 'b', 'c', 'd'\]"):
+        Predictor(folder)

@@ -6,7 +6,7 @@ import os
 import urllib.request
 from dataclasses import dataclass
 
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                           DistilBertConfig, DistilBertForSequenceClassification, PreTrainedModel,
                           PreTrainedTokenizerBase)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 import transformers
+import yaml
 from accelerate import PartialState
 from transformers import set_seed
 
@@ -29,6 +30,16 @@ def run(config: TrainConfig) -> Path:
     return train_on(config, splits, summary)
 
 
+def splits_as_trained(model_dir: Path, data_files=None):
+    """(splits, summary) rebuilt exactly as the run in model_dir made them, from its saved
+    options, over its own data files or the ones given."""
+    options = yaml.safe_load((Path(model_dir) / "train_config.yaml").read_text())
+    sentences, summary = read_exports(data_files or options["data_files"], options["tie_break"])
+    splits = make_splits(sentences, options["validation_fraction"], options["test_fraction"], options["seed"],
+                         options.get("test_outlets", []))
+    return splits, summary
+
+
 def train_on(config: TrainConfig, splits, summary) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
@@ -49,12 +60,26 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
     # early-stopping state with it.
     trainer.train(resume_from_checkpoint=config.resume or None)
 
+    thresholds, metrics = tune_and_evaluate(trainer, tokenized)
+    info = run_info(config, base, splits, summary, processes.num_processes)
+    processes.wait_for_everyone()  # every process is done with the checkpoints
+    if processes.is_main_process:
+        save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
+    return output_dir
+
+
+def tune_and_evaluate(trainer, tokenized) -> tuple[dict, dict]:
+    """Per-class thresholds from validation only, then validation and test metrics with them."""
     validation = scored(trainer, tokenized["validation"])
     thresholds = tune_thresholds(*validation)
-    metrics = {"validation": report(validation[0], apply_thresholds(validation[1], thresholds))}
     test = scored(trainer, tokenized["test"])
-    metrics["test"] = report(test[0], apply_thresholds(test[1], thresholds))
-    run_info = {
+    return thresholds, {name: report(gold, apply_thresholds(scores, thresholds))
+                        for name, (gold, scores) in (("validation", validation), ("test", test))}
+
+
+def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict:
+    """What the run used: base model, data and its fingerprint, split sizes, what was skipped."""
+    return {
         "base_model": base.source,
         "base_model_requested": config.model_name_or_path,
         "offline_fallback_used": base.fell_back,
@@ -63,13 +88,9 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},
         "split_label_counts": {name: label_counts(split) for name, split in splits.items()},
-        "processes": processes.num_processes,
+        "processes": processes,
         "transformers_version": transformers.__version__,
     }
-    processes.wait_for_everyone()  # every process is done with the checkpoints
-    if processes.is_main_process:
-        save(trainer, config, work_dir, output_dir, thresholds, metrics, run_info)
-    return output_dir
 
 
 def scored(trainer, dataset):
