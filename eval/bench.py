@@ -75,8 +75,9 @@ def measure(system: str, model_dir: Path, texts: list[str], gold) -> dict:
 
 
 def in_fresh_process(system: str, args) -> dict:
-    command = [sys.executable, "-m", "eval.bench", "--worker", system, "--model", str(args.model),
-               "--sentences", str(args.sentences), *(["--data", *args.data] if args.data else [])]
+    data = [str(Path(f).resolve()) for f in args.data]
+    command = [sys.executable, "-m", "eval.bench", "--worker", system, "--model", str(args.model.resolve()),
+               "--sentences", str(args.sentences), *(["--data", *data] if data else [])]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
@@ -84,12 +85,18 @@ def in_fresh_process(system: str, args) -> dict:
 
 
 def matmul_flops(dtype=torch.float32, size: int = 2048, repeats: int = 10) -> float:
-    """Measured matrix-multiply throughput of this machine (FLOP/s), the bound for a transformer."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    """Measured matrix-multiply throughput of the device the predictor uses (FLOP/s): the
+    bound for a transformer, whose work is almost all matrix products."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    size, repeats = (8192, 50) if device == "cuda" else (size, repeats)
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     torch.matmul(a, b)
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         torch.matmul(a, b)
+    synchronize()
     return 2 * size ** 3 * repeats / (time.perf_counter() - start)
 
 
@@ -144,10 +151,12 @@ def table(results: dict) -> str:
         lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
                      f"{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
     flops = results["matmul_flops"]
+    train_precision = "bf16" if torch.cuda.is_available() else "fp32"  # as `python -m train` trains
+    train_fraction = results["training_samples_per_second"] * 3 * results["flops_per_sentence"] / flops[train_precision]
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
               f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)",
-              f"training: {results['training_samples_per_second']:.1f} samples/s "
-              f"({results['training_samples_per_second'] * 3 * results['flops_per_sentence'] / flops['fp32']:.1%} of the fp32 bound)"]
+              f"training: {results['training_samples_per_second']:.1f} samples/s ({train_fraction:.1%} of the "
+              f"{train_precision} bound, counting 3x the forward FLOPs per sample)"]
     return "\n".join(lines)
 
 
