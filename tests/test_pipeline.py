@@ -145,3 +145,9 @@ def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
             assert len(system[name]["folds"]) == 3
             assert system[name]["mean"] == pytest.approx(np.mean(system[name]["folds"]))
     assert "3-fold cross-validation" in result.stdout
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = cli("train", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "missing.json"),
+                 "--output_dir", str(tmp_path / "out"), "--debug", check=False)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ExportError" in result.stderr
