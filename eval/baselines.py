@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
+from eval.metrics import apply_thresholds, tune_thresholds
 from train.labels import LABELS
 
 # Words an analyst would search for first, taken from the annotation guidelines.
@@ -60,3 +61,11 @@ class TfidfLogistic:
 
 
 BASELINES = (AlwaysNone, KeywordRules, TfidfLogistic)
+
+
+def test_predictions(baseline_class, splits) -> np.ndarray:
+    """Fit on train, take thresholds from validation (fixed 0.5 for rules), predict test."""
+    baseline = baseline_class().fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
+    thresholds = (tune_thresholds(list(splits["validation"]["labels"]), baseline.scores(list(splits["validation"]["text"])))
+                  if baseline.tuned else dict.fromkeys(LABELS, 0.5))
+    return apply_thresholds(baseline.scores(list(splits["test"]["text"])), thresholds)

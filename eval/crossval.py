@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.baselines import TfidfLogistic
-from eval.metrics import apply_thresholds, report, tune_thresholds
+from eval.baselines import TfidfLogistic, test_predictions
+from eval.metrics import apply_thresholds, report
 from eval.predictor import Predictor
 from train.annotations import read_exports
 from train.artifacts import write_json, write_text_atomic
@@ -32,10 +32,7 @@ def fold_scores(model_dir: Path, splits) -> dict[str, dict]:
     gold = np.array(splits["test"]["labels"])
     predictor = Predictor(model_dir)
     model = report(gold, apply_thresholds(predictor.scores(list(splits["test"]["text"])), predictor.thresholds))
-    tfidf = TfidfLogistic().fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
-    thresholds = tune_thresholds(list(splits["validation"]["labels"]), tfidf.scores(list(splits["validation"]["text"])))
-    baseline = report(gold, apply_thresholds(tfidf.scores(list(splits["test"]["text"])), thresholds))
-    return {"model": model, TfidfLogistic.name: baseline}
+    return {"model": model, TfidfLogistic.name: report(gold, test_predictions(TfidfLogistic, splits))}
 
 
 def summarise(folds: list[dict]) -> dict:

@@ -1,7 +1,6 @@
 """Loading a trained model folder and scoring sentences in batches."""
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
-
-log = logging.getLogger(__name__)
-
 
 class ModelFolderError(UserError):
     pass
@@ -25,7 +21,7 @@ MODES = ("fp32", "bf16", "onnx-int8")
 class Predictor:
     """Scores sentences with a model folder written by `python -m train`.
 
-    Modes: fp32 (PyTorch), bf16 (PyTorch autocast: GPUs and CPUs with bf16 instructions),
+    Modes: fp32 (PyTorch), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16 instructions),
     onnx-int8 (ONNX Runtime with int8 weights, CPU)."""
 
     def __init__(self, model_dir, batch_size: int = 64, max_length: int | None = None, mode: str = "fp32"):

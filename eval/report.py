@@ -9,22 +9,18 @@ errors.jsonl and PNG plots (default: MODEL/report/).
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from eval import plots
-from eval.baselines import BASELINES
-from eval.metrics import AVERAGES, apply_thresholds, report, tune_thresholds
+from eval.baselines import BASELINES, test_predictions
+from eval.metrics import AVERAGES, apply_thresholds, report
 from eval.predictor import Predictor
 from train.artifacts import atomic_file, write_json, write_text_atomic
 from train.cli import run_command
 from train.labels import LABELS
 from train.run import splits_as_trained
-
-log = logging.getLogger(__name__)
-
 
 def bootstrap_f1(gold, predicted, rounds: int = 1000, seed: int = 0) -> dict[str, list[float]]:
     """95% percentile interval of each class's F1 (and macro-F1) over resampled sentences."""
@@ -79,12 +75,8 @@ def errors(texts, gold, scores, thresholds) -> list[dict]:
 def baseline_results(splits, gold) -> dict:
     results = {}
     for baseline_class in BASELINES:
-        baseline = baseline_class().fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
-        thresholds = (tune_thresholds(list(splits["validation"]["labels"]),
-                                      baseline.scores(list(splits["validation"]["text"])))
-                      if baseline.tuned else dict.fromkeys(LABELS, 0.5))
-        predicted = apply_thresholds(baseline.scores(list(splits["test"]["text"])), thresholds)
-        results[baseline.name] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+        predicted = test_predictions(baseline_class, splits)
+        results[baseline_class.name] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
     return results
 
 
