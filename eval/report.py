@@ -130,7 +130,8 @@ def markdown(results: dict) -> str:
                      f"| {s['support']} | {results['thresholds'][l]:.3f} | {c['tp']} | {c['fp']} | {c['fn']} |")
     lo, hi = model["ci95"]["macro"]
     lines += ["", " | ".join(f"{a} avg F1 {model[a]['f1']:.3f}" for a in AVERAGES)
-              + f" (macro 95% CI [{lo:.3f}, {hi:.3f}])", "",
+              + f" (macro 95% CI [{lo:.3f}, {hi:.3f}]; samples: per sentence, where a sentence rightly "
+              "left without events scores 1)", "",
               "![PR curves](pr_curves.png)", "",
               "## Label co-occurrence (gold, test)", "", "![co-occurrence](co_occurrence.png)", "",
               "## By outlet (model)", "", "| outlet | sentences | macro-F1 | micro-F1 |", "|---|---|---|---|"]

@@ -57,3 +57,10 @@ def test_report_matches_hand_counts():
     assert result["per_class"]["withdrawal"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
     assert result["per_class"]["strike"]["precision"] == 0.5
     assert result["micro"]["f1"] == 2 * (2 / 3 * 2 / 3) / (4 / 3)
+
+
+def test_a_sentence_rightly_left_without_events_counts_as_right_in_the_samples_average():
+    gold = [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]
+    pred = [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]]
+    # Per sentence F1: 1 (nothing, rightly), 0 (a false event), 2/3 (one of two events found).
+    assert report(gold, pred)["samples"]["f1"] == (1 + 0 + 2 / 3) / 3
