@@ -16,6 +16,7 @@ class ModelFolderError(UserError):
 
 
 MODES = ("fp32", "bf16", "onnx-int8")
+MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
 class Predictor:
@@ -39,15 +40,19 @@ class Predictor:
     def scores(self, texts: list[str]) -> np.ndarray:
         """Sigmoid score per sentence and label, rows in input order.
 
-        Sentences are batched by length, so a batch pads to its own longest sentence."""
-        order = np.argsort([len(text) for text in texts], kind="stable")
+        Sentences are batched by token count (not characters), so a batch's padding is small."""
         result = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        if not texts:
+            return result  # the tokenizer fails on an empty list
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+        self.truncated += int((lengths >= self.max_length).sum())
+        order = np.argsort(lengths, kind="stable")
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in rows], truncation=True, padding=True,
-                                   max_length=self.max_length, return_tensors="pt")
+            batch = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in MODEL_INPUTS},
+                                       return_tensors="pt")
             result[rows] = sigmoid(self.forward(batch))
-            self.truncated += int((batch["attention_mask"].sum(dim=1) >= self.max_length).sum())
         return result
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:

@@ -26,6 +26,22 @@ def test_scores_do_not_depend_on_batching(smoke_model):
     np.testing.assert_allclose(Predictor(smoke_model, batch_size=3).scores(TEXTS), one_by_one, atol=1e-5)
 
 
+def test_batches_group_sentences_of_similar_token_counts(smoke_model):
+    # Character counts rank these differently from token counts: place names split into many pieces.
+    texts = ["Zaporizhzhia, Sievierodonetsk, Dnipropetrovsk.", "It was a very long and a slow day.",
+             "Kyiv.", "Understandably, international negotiations."]
+    predictor = Predictor(smoke_model, batch_size=2)
+    lengths = sorted(len(ids) for ids in predictor.tokenizer(texts)["input_ids"])
+    padded, forward = [], predictor.forward
+    predictor.forward = lambda batch: padded.append(batch["attention_mask"].shape[1]) or forward(batch)
+    predictor.scores(texts)
+    assert padded == [lengths[1], lengths[3]]
+
+
+def test_no_sentences_no_scores(smoke_model):
+    assert Predictor(smoke_model).scores([]).shape == (0, 4)
+
+
 @pytest.mark.slow
 def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     result = subprocess.run([sys.executable, "-m", "eval.bench", "--model", str(smoke_model), "--sentences", "64",
