@@ -7,7 +7,7 @@ memory is its own. Reports sentences/s on a second pass over the sentences (stea
 a long run; the first pass is reported beside it), peak memory, speed-up over the pipeline, macro-F1 on the
 labeled sentences (with --data), the machine's measured matmul throughput and the model's FLOPs
 per sentence (so speed is also a fraction of what the hardware allows), and training samples/s
-for a short run.
+for a short run (fp32, and bf16 mixed precision where the device has bf16 units).
 """
 
 import argparse
@@ -120,9 +120,15 @@ def flops_per_sentence(model_dir: Path, texts: list[str]) -> tuple[float, float]
     return 2 * weights * tokens + 4 * layers * tokens ** 2 * hidden, tokens
 
 
-def training_throughput(model_dir: Path, texts: list[str], steps: int = 30) -> float:
+def training_precisions() -> tuple[str, ...]:
+    """fp32, and bf16 mixed precision where the device has bf16 units (`mixed_precision` choices)."""
+    has_bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else torch.cpu._is_avx512_bf16_supported()
+    return ("no", "bf16") if has_bf16 else ("no",)
+
+
+def training_throughput(model_dir: Path, texts: list[str], precision: str, steps: int = 30) -> float:
     """Samples/s of a short fine-tuning run of the saved model with the Trainer settings of
-    `python -m train` (batches, padding, precision), without evaluation or checkpoints."""
+    `python -m train` (batches, padding), without evaluation or checkpoints."""
     import dataclasses
     import tempfile
 
@@ -136,7 +142,7 @@ def training_throughput(model_dir: Path, texts: list[str], steps: int = 30) -> f
     rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * len(LABELS)] * len(texts)})
     rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True)
     with tempfile.TemporaryDirectory() as work:
-        args = dataclasses.replace(training_arguments(TrainConfig(max_steps=steps, warmup_steps=0), work),
+        args = dataclasses.replace(training_arguments(TrainConfig(max_steps=steps, warmup_steps=0, mixed_precision=precision), work),
                                    eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                    disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
@@ -157,12 +163,13 @@ def table(results: dict) -> str:
         lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
                      f"{r['first_pass_sentences_per_second']:10.1f}{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
     flops = results["matmul_flops"]
-    train_precision = "bf16" if torch.cuda.is_available() else "fp32"  # as `python -m train` trains
-    train_fraction = results["training_samples_per_second"] * 3 * results["flops_per_sentence"] / flops[train_precision]
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
-              f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)",
-              f"training: {results['training_samples_per_second']:.1f} samples/s ({train_fraction:.1%} of the "
-              f"{train_precision} bound, counting 3x the forward FLOPs per sample)"]
+              f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)"]
+    for precision, samples_per_second in results["training_samples_per_second"].items():
+        bound = "bf16" if precision == "bf16" else "fp32"
+        fraction = samples_per_second * 3 * results["flops_per_sentence"] / flops[bound]
+        lines.append(f"training, mixed_precision {precision}: {samples_per_second:.1f} samples/s ({fraction:.1%} of "
+                     f"the {bound} bound, counting 3x the forward FLOPs per sample)")
     return "\n".join(lines)
 
 
@@ -186,7 +193,8 @@ def main(argv: list[str]) -> None:
         "sentences": len(texts), "tokens_per_sentence": tokens, "flops_per_sentence": flops,
         "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
         "systems": {system: in_fresh_process(system, args) for system in SYSTEMS},
-        "training_samples_per_second": training_throughput(args.model, texts[:512]),
+        "training_samples_per_second": {precision: training_throughput(args.model, texts[:512], precision)
+                                        for precision in training_precisions()},
     }
     print(table(results))
     write_json(args.output or args.model / "bench.json", results)

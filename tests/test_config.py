@@ -36,6 +36,7 @@ def test_yaml_numbers_written_as_strings_are_read_as_numbers(tmp_path):
     ("max_steps: 2.5\n", "option 'max_steps' must be int"),
     ("class_weights: 3\n", "option 'class_weights' must be bool"),
     ("- a\n- b\n", "expected a mapping"),
+    ("mixed_precision: fp8\n", "option 'mixed_precision' must be one of"),
 ])
 def test_bad_config_files_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

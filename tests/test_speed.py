@@ -54,4 +54,5 @@ def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
         assert system["sentences_per_second"] > 0 and system["first_pass_sentences_per_second"] > 0
         assert 0 <= system["macro_f1"] <= 1
     assert bench["matmul_flops"]["fp32"] > 1e9 and bench["flops_per_sentence"] > 0
+    assert bench["training_samples_per_second"]["no"] > 0
     assert "x pipeline" in result.stdout

@@ -1,12 +1,13 @@
 import numpy as np
+import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
 from eval.metrics import report, sigmoid, tune_thresholds
-from train.config import TrainConfig
+from train.config import ConfigError, TrainConfig
 from train.labels import multi_hot
 from train.model import SCRATCH_TINY, load_base_model
-from train.trainer import build_trainer, positive_weights
+from train.trainer import build_trainer, mixed_precision, positive_weights
 
 FEW = [
     ("Russian troops withdrew from the northern villages.", ["withdrawal"]),
@@ -64,3 +65,11 @@ def test_a_sentence_rightly_left_without_events_counts_as_right_in_the_samples_a
     pred = [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]]
     # Per sentence F1: 1 (nothing, rightly), 0 (a false event), 2/3 (one of two events found).
     assert report(gold, pred)["samples"]["f1"] == (1 + 0 + 2 / 3) / 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU choices")
+def test_mixed_precision_on_a_cpu():
+    assert mixed_precision("auto") == "no"  # opt-in on CPUs: most lack bf16 units
+    assert mixed_precision("bf16") == "bf16"
+    with pytest.raises(ConfigError, match="'fp16' needs a GPU"):
+        mixed_precision("fp16")

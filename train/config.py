@@ -60,6 +60,9 @@ class TrainConfig:
         "help": "Weight each class's positives by negatives/positives in train (capped), for rare labels."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
+    mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={
+        "help": "'auto' (bf16 on GPUs that have it, else fp16; fp32 on CPUs), 'bf16' (also on CPUs "
+                "with AVX512-BF16/AMX), 'fp16' (GPUs) or 'no' (fp32)."})
     eval_steps: int = field(default=0, metadata={
         "help": "Evaluate every N steps; 0 evaluates once per epoch."})
     logging_steps: int = 10
@@ -98,6 +101,10 @@ def read_yaml(path: Path) -> dict:
 
 def coerce(path: Path, key: str, value, kind):
     """Check a YAML value against the field's type; numbers may come as strings ('2e-5')."""
+    if typing.get_origin(kind) is typing.Literal:
+        if value in typing.get_args(kind):
+            return value
+        raise ConfigError(f"{path}: option {key!r} must be one of {typing.get_args(kind)}, got {value!r}")
     if typing.get_origin(kind) is list:
         if not isinstance(value, list):
             value = [value]

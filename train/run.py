@@ -17,7 +17,7 @@ from train.annotations import read_exports
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
-from train.trainer import build_trainer
+from train.trainer import build_trainer, mixed_precision
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
         "split_sizes": {name: len(split) for name, split in splits.items()},
         "split_label_counts": {name: label_counts(split) for name, split in splits.items()},
         "processes": processes,
+        "mixed_precision": mixed_precision(config.mixed_precision),
         "transformers_version": transformers.__version__,
     }
 
