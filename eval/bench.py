@@ -73,7 +73,8 @@ def measure(system: str, model_dir: Path, texts: list[str], gold) -> dict:
     start = time.perf_counter()
     scores = score(texts)
     seconds = time.perf_counter() - start
-    result = {"sentences_per_second": len(texts) / seconds, "first_pass_sentences_per_second": len(texts) / first_pass,
+    result = {"sentences_per_second": len(texts) / seconds,
+              "first_pass_sentences_per_second": len(texts) / first_pass,
               "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if gold is not None:
         result["macro_f1"] = report(gold, apply_thresholds(scores, thresholds))["macro"]["f1"]
@@ -122,7 +123,10 @@ def flops_per_sentence(model_dir: Path, texts: list[str]) -> tuple[float, float]
 
 def training_precisions() -> tuple[str, ...]:
     """fp32, and bf16 mixed precision where the device has bf16 units (`mixed_precision` choices)."""
-    has_bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else torch.cpu._is_avx512_bf16_supported()
+    if torch.cuda.is_available():
+        has_bf16 = torch.cuda.is_bf16_supported()
+    else:
+        has_bf16 = torch.cpu._is_avx512_bf16_supported()  # private, but the one CPU probe PyTorch has
     return ("no", "bf16") if has_bf16 else ("no",)
 
 
@@ -142,9 +146,9 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, steps
     rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * len(LABELS)] * len(texts)})
     rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True)
     with tempfile.TemporaryDirectory() as work:
-        args = dataclasses.replace(training_arguments(TrainConfig(max_steps=steps, warmup_steps=0, mixed_precision=precision), work),
-                                   eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-                                   disable_tqdm=True)
+        config = TrainConfig(max_steps=steps, warmup_steps=0, mixed_precision=precision)
+        args = dataclasses.replace(training_arguments(config, work), eval_strategy="no", save_strategy="no",
+                                   load_best_model_at_end=False, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
                           compute_loss_func=weighted_bce(None))
         return trainer.train().metrics["train_samples_per_second"]
@@ -152,7 +156,8 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, steps
 
 def table(results: dict) -> str:
     base = results["systems"]["pipeline"].get("sentences_per_second")
-    lines = [f"{'system':12}{'sent/s':>10}{'x pipeline':>12}{'1st pass':>10}{'peak MB':>10}{'macro-F1':>10}{'of bound':>10}"]
+    lines = [f"{'system':12}{'sent/s':>10}{'x pipeline':>12}{'1st pass':>10}{'peak MB':>10}{'macro-F1':>10}"
+             f"{'of bound':>10}"]
     for name, r in results["systems"].items():
         if "error" in r:
             lines.append(f"{name:12}  failed: {r['error']}")
@@ -168,8 +173,8 @@ def table(results: dict) -> str:
     for precision, samples_per_second in results["training_samples_per_second"].items():
         bound = "bf16" if precision == "bf16" else "fp32"
         fraction = samples_per_second * 3 * results["flops_per_sentence"] / flops[bound]
-        lines.append(f"training, mixed_precision {precision}: {samples_per_second:.1f} samples/s ({fraction:.1%} of "
-                     f"the {bound} bound, counting 3x the forward FLOPs per sample)")
+        lines.append(f"training, mixed_precision {precision}: {samples_per_second:.1f} samples/s "
+                     f"({fraction:.1%} of the {bound} bound, counting 3x the forward FLOPs per sample)")
     return "\n".join(lines)
 
 

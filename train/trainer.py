@@ -43,7 +43,7 @@ def validation_metrics(prediction) -> dict:
 
 def mixed_precision(choice: str) -> str:
     """'bf16', 'fp16' or 'no' for this machine. On a CPU, 'auto' stays fp32: bf16 autocast
-    trains about 1.25x faster on AMX, but it is opt-in there, as most CPUs lack bf16 units."""
+    trains about 1.3x faster on AMX, but it is opt-in there, as most CPUs lack bf16 units."""
     if choice == "fp16" and not torch.cuda.is_available():
         raise ConfigError("mixed_precision 'fp16' needs a GPU; on a CPU use 'bf16' or 'no'")
     if choice != "auto":
