@@ -5,8 +5,8 @@ Side by side, on the same sentences and the same saved model: the naive
 size), and this repo's predictor in each mode. Each system runs in a fresh process, so its peak
 memory is its own. Reports sentences/s on a second pass over the sentences (steady state, as in
 a long run; the first pass is reported beside it), peak memory, speed-up over the pipeline, macro-F1 on the
-labeled sentences (with --data), the machine's measured matmul throughput and the model's FLOPs
-per sentence (so speed is also a fraction of what the hardware allows), and training samples/s
+labeled sentences (with --data), the machine's measured matmul throughput and the FLOPs per
+sentence of the model and of the predictor (so speed is also a fraction of what the hardware allows), and training samples/s
 for a short run (fp32, and bf16 mixed precision where the device has bf16 units).
 """
 
@@ -107,18 +107,28 @@ def matmul_flops(dtype=torch.float32, size: int = 2048, repeats: int = 10) -> fl
     return 2 * size ** 3 * repeats / (time.perf_counter() - start)
 
 
-def flops_per_sentence(model_dir: Path, texts: list[str]) -> tuple[float, float]:
-    """(forward FLOPs, tokens) for the average sentence: 2 FLOPs per weight per token outside
-    the embeddings (lookups are free), plus attention's two T x T products per layer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tokens = float(np.mean([len(ids) for ids in tokenizer(texts[:2000], truncation=True)["input_ids"]]))
-    weights = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    config = model.config
-    hidden = getattr(config, "hidden_size", None) or config.dim
-    layers = getattr(config, "num_hidden_layers", None) or config.n_layers
-    return 2 * weights * tokens + 4 * layers * tokens ** 2 * hidden, tokens
+def flops_per_sentence(model_dir: Path, texts: list[str]) -> dict:
+    """Forward FLOPs of the average sentence as PyTorch's FlopCounterMode counts them, for the whole
+    model (the pipeline, training) and for the predictor, whose last layer runs for the first token
+    only. Over 200 sentences spread through `texts`, each run alone (no padding); attention goes
+    through the math kernel, whose matrix products the counter sees."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoTokenizer
+
+    from eval.first_token import last_layer_first_token_only
+    from eval.predictor import load_model
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
+    sample = [tokenizer(text, truncation=True, return_tensors="pt") for text in texts[::max(1, len(texts) // 200)][:200]]
+    counts = {}
+    for name in ("model", "predictor"):
+        if name == "predictor":
+            last_layer_first_token_only(model)
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.inference_mode():
+            for encoded in sample:
+                model(**encoded)
+        counts[name] = counter.get_total_flops() / len(sample)
+    return {**counts, "tokens": float(np.mean([len(e["input_ids"][0]) for e in sample]))}
 
 
 def training_precisions() -> tuple[str, ...]:
@@ -164,15 +174,17 @@ def table(results: dict) -> str:
             continue
         f1 = f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-"
         bound = results["matmul_flops"].get("bf16" if name == "bf16" else "fp32" if name != "onnx-int8" else "")
-        fraction = f"{r['sentences_per_second'] * results['flops_per_sentence'] / bound:.1%}" if bound else "n/a"
+        work = results["flops_per_sentence"]["model" if name == "pipeline" else "predictor"]
+        fraction = f"{r['sentences_per_second'] * work / bound:.1%}" if bound else "n/a"
         lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
                      f"{r['first_pass_sentences_per_second']:10.1f}{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
-    flops = results["matmul_flops"]
+    flops, work = results["matmul_flops"], results["flops_per_sentence"]
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
-              f"model: {results['flops_per_sentence'] / 1e9:.2f} GFLOP per sentence ({results['tokens_per_sentence']:.0f} tokens)"]
+              f"per sentence ({work['tokens']:.0f} tokens): model {work['model'] / 1e9:.2f} GFLOP, "
+              f"predictor {work['predictor'] / 1e9:.2f} GFLOP (last layer for the first token only)"]
     for precision, samples_per_second in results["training_samples_per_second"].items():
         bound = "bf16" if precision == "bf16" else "fp32"
-        fraction = samples_per_second * 3 * results["flops_per_sentence"] / flops[bound]
+        fraction = samples_per_second * 3 * work["model"] / flops[bound]
         lines.append(f"training, mixed_precision {precision}: {samples_per_second:.1f} samples/s "
                      f"({fraction:.1%} of the {bound} bound, counting 3x the forward FLOPs per sample)")
     return "\n".join(lines)
@@ -191,11 +203,10 @@ def main(argv: list[str]) -> None:
     if args.worker:
         print(json.dumps(measure(args.worker, args.model, texts, gold)))
         return
-    flops, tokens = flops_per_sentence(args.model, texts)
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
-        "sentences": len(texts), "tokens_per_sentence": tokens, "flops_per_sentence": flops,
+        "sentences": len(texts), "flops_per_sentence": flops_per_sentence(args.model, texts),
         "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
         "systems": {system: in_fresh_process(system, args) for system in SYSTEMS},
         "training_samples_per_second": {precision: training_throughput(args.model, texts[:512], precision)

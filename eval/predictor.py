@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from eval.first_token import last_layer_first_token_only
 from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
@@ -62,6 +63,7 @@ class Predictor:
 
 def make_forward(model_dir: Path, model, tokenizer, mode: str):
     """A function from a tokenized batch to float32 logits (numpy), for the chosen mode."""
+    last_layer_first_token_only(model)
     if mode == "onnx-int8":
         from eval.onnx_int8 import int8_forward
         return int8_forward(model_dir, model, tokenizer)

@@ -53,6 +53,29 @@ def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     for system in bench["systems"].values():
         assert system["sentences_per_second"] > 0 and system["first_pass_sentences_per_second"] > 0
         assert 0 <= system["macro_f1"] <= 1
-    assert bench["matmul_flops"]["fp32"] > 1e9 and bench["flops_per_sentence"] > 0
+    assert bench["matmul_flops"]["fp32"] > 1e9
+    work = bench["flops_per_sentence"]
+    assert 0 < work["predictor"] < work["model"] and work["tokens"] > 1
     assert bench["training_samples_per_second"]["no"] > 0
     assert "x pipeline" in result.stdout
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "bert"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture, attention):
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from eval.first_token import last_layer_first_token_only
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(architecture, vocab_size=100, hidden_size=32, dim=32, hidden_dim=64,
+                                  intermediate_size=64, num_hidden_layers=2, n_layers=2, num_attention_heads=4,
+                                  n_heads=4, num_labels=4, attn_implementation=attention)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    input_ids = torch.randint(5, 100, (3, 9))
+    attention_mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 7 + [0] * 2])  # padded rows
+    with torch.inference_mode():
+        full = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        assert last_layer_first_token_only(model)
+        trimmed = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-4)
