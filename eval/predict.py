@@ -96,8 +96,8 @@ def main(argv: list[str]) -> None:
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mode", choices=MODES, default="fp32",
-                        help="fp32; bf16 (GPU, or CPU with bf16 instructions); onnx-int8 (fastest on CPU; "
-                             "compare its macro-F1 with `python -m eval.bench`).")
+                        help="fp32; bf16 (GPU, or CPU with bf16 instructions: fastest there); onnx-int8 "
+                             "(fastest on CPUs without bf16; compare its macro-F1 with `python -m eval.bench`).")
     args = parser.parse_args(argv)
     predictor = Predictor(args.model, batch_size=args.batch_size, mode=args.mode)
     try:
