@@ -3,11 +3,12 @@
 Side by side, on the same sentences and the same saved model: the naive
 `pipeline("text-classification", model=DIR, top_k=None)` called as its docs show (default batch
 size), and this repo's predictor in each mode. Each system runs in a fresh process, so its peak
-memory is its own. Reports sentences/s on a second pass over the sentences (steady state, as in
-a long run; the first pass is reported beside it), peak memory, speed-up over the pipeline, macro-F1 on the
-labeled sentences (with --data), the machine's measured matmul throughput and the FLOPs per
-sentence of the model and of the predictor (so speed is also a fraction of what the hardware allows), and training samples/s
-for a short run (fp32, and bf16 mixed precision where the device has bf16 units).
+memory is its own. Reports sentences/s on a second pass over the sentences (steady state, as in a
+long run; the first pass is reported beside it), peak memory, speed-up over the pipeline, macro-F1
+on the labeled sentences (with --data), the machine's measured matmul throughput and the FLOPs per
+sentence of the model and of the predictor (so speed is also a fraction of what the hardware
+allows), and training samples/s for a short run (fp32, and bf16 mixed precision where the device
+has bf16 units).
 """
 
 import argparse
@@ -119,7 +120,8 @@ def flops_per_sentence(model_dir: Path, texts: list[str]) -> dict:
     from eval.first_token import last_layer_first_token_only
     from eval.predictor import load_model
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
-    sample = [tokenizer(text, truncation=True, return_tensors="pt") for text in texts[::max(1, len(texts) // 200)][:200]]
+    spread = texts[::max(1, len(texts) // 200)][:200]
+    sample = [tokenizer(text, truncation=True, return_tensors="pt") for text in spread]
     counts = {}
     for name in ("model", "predictor"):
         if name == "predictor":
