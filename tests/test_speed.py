@@ -60,7 +60,11 @@ def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     assert "x pipeline" in result.stdout
 
 
-@pytest.mark.parametrize("architecture", ["distilbert", "bert"])
+TINY = {"distilbert": dict(dim=32, hidden_dim=64, n_layers=2, n_heads=4),
+        "bert": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)}
+
+
+@pytest.mark.parametrize("architecture", TINY)
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture, attention):
     import torch
@@ -68,9 +72,8 @@ def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture,
 
     from eval.first_token import last_layer_first_token_only
     torch.manual_seed(0)
-    config = AutoConfig.for_model(architecture, vocab_size=100, hidden_size=32, dim=32, hidden_dim=64,
-                                  intermediate_size=64, num_hidden_layers=2, n_layers=2, num_attention_heads=4,
-                                  n_heads=4, num_labels=4, attn_implementation=attention)
+    config = AutoConfig.for_model(architecture, vocab_size=100, num_labels=4, attn_implementation=attention,
+                                  **TINY[architecture])
     model = AutoModelForSequenceClassification.from_config(config).eval()
     input_ids = torch.randint(5, 100, (3, 9))
     attention_mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 7 + [0] * 2])  # padded rows
