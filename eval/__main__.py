@@ -15,7 +15,7 @@ from train.annotations import read_exports
 from train.artifacts import write_json
 from train.cli import run_command
 from train.labels import multi_hot
-from train.run import splits_as_trained
+from train.run import splits_as_trained, trained_options
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,10 @@ SPLITS = ("all", "train", "validation", "test")
 
 
 def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
-    """(texts, multi-hot gold) to score: every sentence, or one split rebuilt as in training."""
+    """(texts, multi-hot gold) to score: every sentence, or one split rebuilt as in training.
+    Annotators' ties are resolved as in training, so gold means what the model learned."""
     if split == "all":
-        sentences, summary = read_exports(data_files)
+        sentences, summary = read_exports(data_files, trained_options(model_dir)["tie_break"])
         log.info("Read %s", summary)
         return [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
     splits, summary = splits_as_trained(model_dir, data_files)

@@ -151,3 +151,16 @@ def test_debug_shows_the_traceback(tmp_path):
     result = cli("train", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "missing.json"),
                  "--output_dir", str(tmp_path / "out"), "--debug", check=False)
     assert result.returncode == 1 and "Traceback" in result.stderr and "ExportError" in result.stderr
+
+
+def test_evaluating_every_sentence_resolves_ties_as_in_training(model_dir, tmp_path, write_export):
+    from conftest import annotation, task
+    from eval.__main__ import evaluation_rows
+    export = write_export([task(1, "Troops pulled back.", annotation("withdrawal"), annotation())])
+    trained_negative = evaluation_rows(model_dir, [str(export)], "all")[1]
+    (tmp_path / "positive").mkdir()
+    options = (model_dir / "train_config.yaml").read_text().replace("tie_break: negative", "tie_break: positive")
+    (tmp_path / "positive" / "train_config.yaml").write_text(options)
+    trained_positive = evaluation_rows(tmp_path / "positive", [str(export)], "all")[1]
+    withdrawal = LABELS.index("withdrawal")
+    assert trained_negative[0][withdrawal] == 0 and trained_positive[0][withdrawal] == 1

@@ -30,10 +30,15 @@ def run(config: TrainConfig) -> Path:
     return train_on(config, splits, summary)
 
 
+def trained_options(model_dir: Path) -> dict:
+    """The options the run in model_dir was trained with (its train_config.yaml)."""
+    return yaml.safe_load((Path(model_dir) / "train_config.yaml").read_text())
+
+
 def splits_as_trained(model_dir: Path, data_files=None):
     """(splits, summary) rebuilt exactly as the run in model_dir made them, from its saved
     options, over its own data files or the ones given."""
-    options = yaml.safe_load((Path(model_dir) / "train_config.yaml").read_text())
+    options = trained_options(model_dir)
     sentences, summary = read_exports(data_files or options["data_files"], options["tie_break"])
     splits = make_splits(sentences, options["validation_fraction"], options["test_fraction"], options["seed"],
                          options.get("test_outlets", []))
