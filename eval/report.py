@@ -22,6 +22,7 @@ from train.cli import run_command
 from train.labels import LABELS
 from train.run import splits_as_trained
 
+
 def bootstrap_f1(gold, predicted, rounds: int = 1000, seed: int = 0) -> dict[str, list[float]]:
     """95% percentile interval of each class's F1 (and macro-F1) over resampled sentences."""
     rng = np.random.default_rng(seed)
