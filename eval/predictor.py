@@ -12,6 +12,7 @@ from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
 
+
 class ModelFolderError(UserError):
     pass
 
