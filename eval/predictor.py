@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from eval.first_token import last_layer_first_token_only
+from eval.fused_gelu import fuse_linear_gelu
 from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
@@ -18,7 +19,6 @@ class ModelFolderError(UserError):
 
 
 MODES = ("fp32", "bf16", "onnx-int8")
-MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
 class Predictor:
@@ -46,16 +46,26 @@ class Predictor:
         result = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         if not texts:
             return result  # the tokenizer fails on an empty list
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+        token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        lengths = np.array([len(ids) for ids in token_ids])
         self.truncated += int((lengths >= self.max_length).sum())
         order = np.argsort(lengths, kind="stable")
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            batch = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in MODEL_INPUTS},
-                                       return_tensors="pt")
-            result[rows] = sigmoid(self.forward(batch))
+            result[rows] = sigmoid(self.forward(self.padded([token_ids[i] for i in rows])))
         return result
+
+    def padded(self, token_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """A batch padded to its longest sentence (numpy: ten times faster than tokenizer.pad)."""
+        lengths = np.array([len(ids) for ids in token_ids])
+        input_ids = np.full((len(token_ids), lengths.max()), self.tokenizer.pad_token_id, dtype=np.int64)
+        attention_mask = np.arange(lengths.max()) < lengths[:, None]
+        if self.tokenizer.padding_side == "left":
+            attention_mask = attention_mask[:, ::-1]
+        input_ids[attention_mask] = np.concatenate(token_ids)
+        return {"input_ids": torch.from_numpy(input_ids),
+                "attention_mask": torch.from_numpy(attention_mask.astype(np.int64))}
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:
         return [[label for label, score in zip(LABELS, row) if score >= self.thresholds[label]]
@@ -71,9 +81,10 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
     model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
+    fuse_linear_gelu(model)
 
     def forward(batch):
-        return model(**batch.to(device)).logits.float().cpu().numpy()
+        return model(**{key: tensor.to(device) for key, tensor in batch.items()}).logits.float().cpu().numpy()
     return forward
 
 

@@ -45,13 +45,15 @@ def test_no_sentences_no_scores(smoke_model):
 @pytest.mark.slow
 def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     result = subprocess.run([sys.executable, "-m", "eval.bench", "--model", str(smoke_model), "--sentences", "64",
-                             "--data", str(REPO / "data/seed_export.json"), "--output", str(tmp_path / "b.json")],
+                             "--data", str(REPO / "data/seed_export.json"), "--passes", "3",
+                             "--output", str(tmp_path / "b.json")],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads((tmp_path / "b.json").read_text())
     assert set(bench["systems"]) == {"pipeline", "fp32", "bf16", "onnx-int8"}
     for system in bench["systems"].values():
         assert system["sentences_per_second"] > 0 and system["first_pass_sentences_per_second"] > 0
+        assert system["sentences_per_second"] == sorted(system["passes_sentences_per_second"])[1]  # median of 3
         assert 0 <= system["macro_f1"] <= 1
     assert bench["matmul_flops"]["fp32"] > 1e9
     work = bench["flops_per_sentence"]
@@ -64,21 +66,68 @@ TINY = {"distilbert": dict(dim=32, hidden_dim=64, n_layers=2, n_heads=4),
         "bert": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)}
 
 
+def tiny_model(architecture, **options):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    config = AutoConfig.for_model(architecture, vocab_size=100, num_labels=4, **TINY[architecture], **options)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def padded_batch():
+    import torch
+    input_ids = torch.randint(5, 100, (3, 9))
+    attention_mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 7 + [0] * 2])  # padded rows
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
 @pytest.mark.parametrize("architecture", TINY)
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture, attention):
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from eval.first_token import last_layer_first_token_only
     torch.manual_seed(0)
-    config = AutoConfig.for_model(architecture, vocab_size=100, num_labels=4, attn_implementation=attention,
-                                  **TINY[architecture])
-    model = AutoModelForSequenceClassification.from_config(config).eval()
-    input_ids = torch.randint(5, 100, (3, 9))
-    attention_mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 7 + [0] * 2])  # padded rows
+    model, batch = tiny_model(architecture, attn_implementation=attention), padded_batch()
     with torch.inference_mode():
-        full = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        full = model(**batch).logits
         assert last_layer_first_token_only(model)
-        trimmed = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        trimmed = model(**batch).logits
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", TINY)
+def test_gelu_fused_into_the_product_gives_the_same_logits(architecture):
+    import torch
+
+    from eval.fused_gelu import fuse_linear_gelu
+    torch.manual_seed(0)
+    model, batch = tiny_model(architecture), padded_batch()
+    with torch.inference_mode():
+        unfused = model(**batch).logits
+        assert fuse_linear_gelu(model) == 2  # both layers
+        torch.testing.assert_close(model(**batch).logits, unfused, atol=1e-5, rtol=1e-4)
+
+
+def test_only_the_exact_gelu_is_fused():
+    from eval.fused_gelu import fuse_linear_gelu
+    assert fuse_linear_gelu(tiny_model("bert", hidden_act="gelu_new")) == 0  # the tanh approximation
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
+    predictor = Predictor(smoke_model)
+    predictor.tokenizer.padding_side = side
+    token_ids = predictor.tokenizer(TEXTS, return_attention_mask=False)["input_ids"]
+    expected = predictor.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")
+    batch = predictor.padded(token_ids)
+    for key in ("input_ids", "attention_mask"):
+        assert batch[key].tolist() == expected[key].tolist()
+
+
+def test_fused_product_and_gelu_compute_the_exact_gelu():
+    import torch
+
+    from eval.fused_gelu import LinearGelu
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(16, 64), 3 * torch.randn(8, 16)  # wide inputs: approximations show
+    with torch.inference_mode():
+        torch.testing.assert_close(LinearGelu(linear)(x), torch.nn.functional.gelu(linear(x)), atol=1e-5, rtol=1e-4)
