@@ -9,6 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from eval.first_token import last_layer_first_token_only
 from eval.fused_gelu import fuse_linear_gelu
+from eval.padded_attention import pad_attention_to_multiples_of_16
 from eval.metrics import sigmoid
 from train.cli import UserError
 from train.labels import LABELS
@@ -82,6 +83,7 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
     # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
     model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
     fuse_linear_gelu(model)
+    pad_attention_to_multiples_of_16(model)
 
     def forward(batch):
         return model(**{key: tensor.to(device) for key, tensor in batch.items()}).logits.float().cpu().numpy()

@@ -131,3 +131,19 @@ def test_fused_product_and_gelu_compute_the_exact_gelu():
     linear, x = torch.nn.Linear(16, 64), 3 * torch.randn(8, 16)  # wide inputs: approximations show
     with torch.inference_mode():
         torch.testing.assert_close(LinearGelu(linear)(x), torch.nn.functional.gelu(linear(x)), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", TINY)
+@pytest.mark.parametrize("padding", [True, False])
+def test_attention_padded_to_a_multiple_of_16_gives_the_same_logits(architecture, padding):
+    import torch
+
+    from eval.padded_attention import pad_attention_to_multiples_of_16
+    torch.manual_seed(0)
+    model, batch = tiny_model(architecture), padded_batch()  # 9 tokens: padded to 16 inside attention
+    if not padding:
+        batch["attention_mask"] = torch.ones_like(batch["attention_mask"])  # transformers passes no mask
+    with torch.inference_mode():
+        plain = model(**batch).logits
+        assert pad_attention_to_multiples_of_16(model)
+        torch.testing.assert_close(model(**batch).logits, plain, atol=1e-5, rtol=1e-4)
