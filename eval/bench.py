@@ -2,9 +2,10 @@
 
 Side by side, on the same sentences and the same saved model: the naive
 `pipeline("text-classification", model=DIR, top_k=None)` called as its docs show (default batch
-size), and this repo's predictor in each mode. Each system runs in a fresh process, so its peak
-memory is its own. Reports sentences/s as the median of --passes passes over the sentences after
-the first (steady state, as in a long run; the first pass is reported beside it), peak memory,
+size), and this repo's predictor in each mode. Each system runs in its own process (so its peak
+memory is its own), all loaded at once and timed in turns, pass by pass, so that the shared
+machine's changing speed affects all alike. Reports sentences/s as the median of --passes passes
+after the first (steady state, as in a long run; the first pass is reported beside it), peak memory,
 speed-up over the pipeline, macro-F1 on the labeled sentences (with --data), the machine's measured
 matmul throughput and the FLOPs per sentence of the model and of the predictor (so speed is also a
 fraction of what the hardware allows), and training samples/s for a short run (fp32, and bf16 mixed
@@ -18,6 +19,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from train.prepare import prepare
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMS = ("pipeline", *MODES)
+ANSWER = "bench-worker: "  # marks the worker's answers among whatever else libraries print
 
 
 def bench_sentences(data: list[str], count: int):
@@ -62,34 +65,80 @@ def scorer(system: str, model_dir: Path):
     return score, read_thresholds(model_dir)
 
 
-def measure(system: str, model_dir: Path, texts: list[str], gold, passes: int) -> dict:
-    """Time one system in this process over the sentences, `passes` times after a first pass, and
-    score its F1. The median pass is the figure: a shared machine's speed varies from second to second.
+class Worker:
+    """One system in its own process (so its peak memory is its own), loaded once and then told,
+    one pass at a time, when to score the sentences."""
 
-    The first pass is timed apart: it includes one-off work (oneDNN builds a kernel for each new
-    batch shape) that a long run over an archive pays once, in its first few thousand sentences."""
+    def __init__(self, system: str, args):
+        data = [str(Path(f).resolve()) for f in args.data]
+        command = [sys.executable, "-m", "eval.bench", "--worker", system, "--model", str(args.model.resolve()),
+                   "--sentences", str(args.sentences), *(["--data", *data] if data else [])]
+        self.log = tempfile.TemporaryFile("w+")  # stderr: progress bars would fill a pipe
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                        text=True, cwd=REPO)
+        self.speeds, self.error = [], None
+
+    def ask(self, command: str | None = None) -> dict:
+        """Send a command (none: wait for the worker to be ready) and return its answer."""
+        if self.error:
+            return {}
+        try:
+            if command:
+                self.process.stdin.write(command + "\n")
+                self.process.stdin.flush()
+            for line in self.process.stdout:
+                if line.startswith(ANSWER):
+                    return json.loads(line[len(ANSWER):])
+        except OSError:
+            pass
+        self.process.wait()
+        self.log.seek(0)
+        lines = self.log.read().strip().splitlines()
+        self.error = lines[-1] if lines else f"exit status {self.process.returncode}"
+        return {}
+
+    def timed_pass(self):
+        self.speeds += self.ask("pass").values()
+
+    def result(self) -> dict:
+        answer = self.ask("finish")
+        if self.error:
+            return {"error": self.error}
+        first, timed = self.speeds[0], self.speeds[1:]
+        return {"sentences_per_second": float(np.median(timed)), "passes_sentences_per_second": timed,
+                "first_pass_sentences_per_second": first, **answer}
+
+
+def side_by_side(args) -> dict:
+    """Every system loaded at once, each in its own process; then passes over the sentences taken in
+    turns (one system at a time), so that a change in a shared machine's speed affects all systems
+    alike. The first pass of each is reported apart: it includes one-off work (oneDNN builds a kernel
+    for each new batch shape) that a long run over an archive pays once; the figure is the median of
+    the `--passes` passes after it."""
+    workers = {system: Worker(system, args) for system in SYSTEMS}
+    for worker in workers.values():
+        worker.ask()  # ready: loading is over before any timing starts
+    for _ in range(1 + args.passes):
+        for worker in workers.values():
+            worker.timed_pass()
+    return {system: worker.result() for system, worker in workers.items()}
+
+
+def serve(system: str, model_dir: Path, texts: list[str], gold):
+    """The worker's side: load, then score the sentences on each "pass" and answer the speed; on
+    "finish", answer the peak memory and the macro-F1 of the last pass's scores."""
     score, thresholds = scorer(system, model_dir)
-    speeds = []
-    for _ in range(1 + passes):
+    print(ANSWER + json.dumps({}), flush=True)
+    for command in sys.stdin:
+        if command.strip() != "pass":
+            break
         start = time.perf_counter()
         scores = score(texts)
-        speeds.append(len(texts) / (time.perf_counter() - start))
-    result = {"sentences_per_second": float(np.median(speeds[1:])), "passes_sentences_per_second": speeds[1:],
-              "first_pass_sentences_per_second": speeds[0],
-              "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        print(ANSWER + json.dumps({"speed": len(texts) / (time.perf_counter() - start)}), flush=True)
+    answer = {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if gold is not None:
-        result["macro_f1"] = report(gold, apply_thresholds(scores, thresholds))["macro"]["f1"]
-    return result
-
-
-def in_fresh_process(system: str, args) -> dict:
-    data = [str(Path(f).resolve()) for f in args.data]
-    command = [sys.executable, "-m", "eval.bench", "--worker", system, "--model", str(args.model.resolve()),
-               "--sentences", str(args.sentences), "--passes", str(args.passes), *(["--data", *data] if data else [])]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        answer["macro_f1"] = report(gold, apply_thresholds(scores, thresholds))["macro"]["f1"]
+    print(ANSWER + json.dumps(answer), flush=True)
 
 
 def matmul_flops(dtype=torch.float32, size: int = 2048, repeats: int = 10) -> float:
@@ -204,14 +253,14 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     texts, gold = bench_sentences(args.data, args.sentences)
     if args.worker:
-        print(json.dumps(measure(args.worker, args.model, texts, gold, args.passes)))
+        serve(args.worker, args.model, texts, gold)
         return
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "sentences": len(texts), "flops_per_sentence": flops_per_sentence(args.model, texts),
         "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
-        "systems": {system: in_fresh_process(system, args) for system in SYSTEMS},
+        "systems": side_by_side(args),
         "training_samples_per_second": {precision: training_throughput(args.model, texts[:512], precision)
                                         for precision in training_precisions()},
     }
