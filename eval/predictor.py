@@ -9,8 +9,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from eval.first_token import last_layer_first_token_only
 from eval.fused_gelu import fuse_linear_gelu
-from eval.padded_attention import pad_attention_to_multiples_of_16
 from eval.metrics import sigmoid
+from eval.padded_attention import pad_attention_to_multiples_of_16
 from train.cli import UserError
 from train.labels import LABELS
 
