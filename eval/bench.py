@@ -195,7 +195,6 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, steps
     """Samples/s of a short fine-tuning run of the saved model with the Trainer settings of
     `python -m train` (batches, padding), without evaluation or checkpoints."""
     import dataclasses
-    import tempfile
 
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
