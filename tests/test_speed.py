@@ -112,6 +112,16 @@ def test_only_the_exact_gelu_is_fused():
     assert fuse_linear_gelu(tiny_model("bert", hidden_act="gelu_new")) == 0  # the tanh approximation
 
 
+def test_fused_product_and_gelu_compute_the_exact_gelu():
+    import torch
+
+    from eval.fused_gelu import LinearGelu
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(16, 64), 3 * torch.randn(8, 16)  # wide inputs: approximations show
+    with torch.inference_mode():
+        torch.testing.assert_close(LinearGelu(linear)(x), torch.nn.functional.gelu(linear(x)), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
     predictor = Predictor(smoke_model)
@@ -121,16 +131,6 @@ def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
     batch = predictor.padded(token_ids)
     for key in ("input_ids", "attention_mask"):
         assert batch[key].tolist() == expected[key].tolist()
-
-
-def test_fused_product_and_gelu_compute_the_exact_gelu():
-    import torch
-
-    from eval.fused_gelu import LinearGelu
-    torch.manual_seed(0)
-    linear, x = torch.nn.Linear(16, 64), 3 * torch.randn(8, 16)  # wide inputs: approximations show
-    with torch.inference_mode():
-        torch.testing.assert_close(LinearGelu(linear)(x), torch.nn.functional.gelu(linear(x)), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("architecture", TINY)
