@@ -83,7 +83,7 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
     # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
     model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
     fuse_linear_gelu(model)
-    pad_attention_to_multiples_of_16(model)
+    pad_attention_to_multiples_of_16(model)  # after the first-token swap, which checks for plain "sdpa"
 
     def forward(batch):
         return model(**{key: tensor.to(device) for key, tensor in batch.items()}).logits.float().cpu().numpy()
