@@ -122,6 +122,23 @@ def test_fused_product_and_gelu_compute_the_exact_gelu():
         torch.testing.assert_close(LinearGelu(linear)(x), torch.nn.functional.gelu(linear(x)), atol=1e-5, rtol=1e-4)
 
 
+def test_other_architectures_are_scored_as_they_are():
+    """None of the rewrites knows MPNet (configs/news-mpnet.yaml): its model runs unchanged."""
+    import torch
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    from eval.predictor import make_forward
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=100, num_labels=4, **TINY["bert"])
+    model, batch = MPNetForSequenceClassification(config).eval(), padded_batch()
+    with torch.inference_mode():
+        plain = model(**batch).logits.numpy()
+        layers = list(model.modules())
+        scores = make_forward(None, model, None, "fp32")(batch)
+    assert list(model.modules()) == layers
+    np.testing.assert_allclose(scores, plain, atol=1e-6)
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
     predictor = Predictor(smoke_model)
