@@ -1,5 +1,5 @@
 """The ONNX Runtime path: the model exported to ONNX once, weights quantized to int8
-(dynamic quantization), cached beside the model as onnx/model.int8.onnx."""
+(dynamic quantization, a scale per output channel), cached beside the model in onnx/."""
 
 import os
 import tempfile
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CACHED = Path("onnx") / "model.int8.onnx"
+# Named for its quantization so that a cache written by an earlier scheme is not read.
+CACHED = Path("onnx") / "model.int8-per-channel.onnx"
 
 
 def int8_forward(model_dir: Path, model, tokenizer):
@@ -41,6 +42,8 @@ def export_int8(model, tokenizer, path: Path) -> None:
                           dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
                                         "attention_mask": {0: "batch", 1: "tokens"}, "logits": {0: "batch"}},
                           opset_version=17, dynamo=False)
-        quantized = Path(work) / "model.int8.onnx"
-        quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8)
+        quantized = Path(work) / CACHED.name
+        # One scale per output channel, not per matrix: as fast, and int8 labels differ from fp32's
+        # on 62 instead of 336 of the corpus's 3,215 sentences with MPNet-base (20 instead of 28, MiniLM-L6).
+        quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(quantized, path)  # whole file or none

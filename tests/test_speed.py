@@ -21,6 +21,18 @@ def test_fast_modes_score_like_fp32(smoke_model, mode, tolerance):
     assert fast.shape == reference.shape and np.abs(fast - reference).max() < tolerance
 
 
+def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
+    import onnx
+
+    from eval.onnx_int8 import CACHED
+    Predictor(smoke_model, mode="onnx-int8")  # exports on first use
+    graph = onnx.load(smoke_model / CACHED).graph
+    scales = {tensor.name: list(tensor.dims) for tensor in graph.initializer if tensor.name.endswith("_scale")}
+    weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
+    shapes = [scales[weight.removesuffix("_quantized") + "_scale"] for weight in weights]
+    assert shapes and all(len(shape) == 1 and shape[0] > 1 for shape in shapes)  # not one scalar per matrix
+
+
 def test_scores_do_not_depend_on_batching(smoke_model):
     one_by_one = Predictor(smoke_model, batch_size=1).scores(TEXTS)
     np.testing.assert_allclose(Predictor(smoke_model, batch_size=3).scores(TEXTS), one_by_one, atol=1e-5)
