@@ -1,8 +1,8 @@
-"""python -m eval --model DIR --data FILE... [--split test] [--output-dir DIR]
+"""python -m eval --model DIR --data FILE... [--split test] [--mode MODE] [--output-dir DIR]
 
 Scores Label Studio exports with a trained model and its saved thresholds, prints the
 per-class table and writes metrics.json (in --output-dir, by default the model folder's
-`eval/` subfolder).
+`eval/` subfolder). --mode scores as `eval.predict --mode` tags, to check what a faster mode costs.
 """
 
 import argparse
@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from eval.metrics import apply_thresholds, format_table, report
-from eval.predictor import Predictor
+from eval.predictor import MODES, Predictor
 from train.annotations import read_exports
 from train.artifacts import write_json
 from train.cli import run_command
@@ -34,8 +34,8 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
     return list(splits[split]["text"]), list(splits[split]["labels"])
 
 
-def evaluate(model_dir: Path, data_files: list[str], split: str = "all") -> dict:
-    predictor = Predictor(model_dir)
+def evaluate(model_dir: Path, data_files: list[str], split: str = "all", mode: str = "fp32") -> dict:
+    predictor = Predictor(model_dir, mode=mode)
     texts, gold = evaluation_rows(model_dir, data_files, split)
     return report(gold, apply_thresholds(predictor.scores(texts), predictor.thresholds))
 
@@ -47,13 +47,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="Label Studio JSON exports.")
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="Score every sentence (default), or one split rebuilt with the run's seed.")
+    parser.add_argument("--mode", choices=MODES, default="fp32", help="Predictor mode, as in eval.predict.")
     parser.add_argument("--output-dir", type=Path, help="Where metrics.json goes (default: MODEL/eval).")
     args = parser.parse_args(argv)
-    result = evaluate(args.model, args.data, args.split)
+    result = evaluate(args.model, args.data, args.split, args.mode)
     print(format_table(result))
     output_dir = args.output_dir or args.model / "eval"
     write_json(output_dir / "metrics.json", {"model": str(args.model), "data": args.data,
-                                             "split": args.split, **result})
+                                             "split": args.split, "mode": args.mode, **result})
     print(f"\nwrote {output_dir / 'metrics.json'}")
 
 
