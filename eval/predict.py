@@ -97,7 +97,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mode", choices=MODES, default="fp32",
                         help="fp32; bf16 (GPU, or CPU with bf16 instructions: fastest there); onnx-int8 "
-                             "(fastest on CPUs without bf16; compare its macro-F1 with `python -m eval.bench`).")
+                             "(fastest on CPUs without bf16; slightly less accurate: measure it with "
+                             "`python -m eval --split test --mode onnx-int8`).")
     args = parser.parse_args(argv)
     predictor = Predictor(args.model, batch_size=args.batch_size, mode=args.mode)
     try:
