@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--model", type=Path, required=True, help="Model folder from `python -m train`.")
     parser.add_argument("--data", nargs="+", required=True, help="Label Studio JSON exports.")
     parser.add_argument("--split", choices=SPLITS, default="all",
-                        help="Score every sentence (default), or one split rebuilt with the run's seed.")
+                        help="Score every sentence (default), or one split rebuilt with the run's split seed.")
     parser.add_argument("--mode", choices=MODES, default="fp32", help="Predictor mode, as in eval.predict.")
     parser.add_argument("--output-dir", type=Path, help="Where metrics.json goes (default: MODEL/eval).")
     args = parser.parse_args(argv)

@@ -64,7 +64,8 @@ def main(argv: list[str]) -> None:
     sentences, summary = read_exports(config.data_files, config.tie_break)
     output_dir = Path(config.output_dir)
     results = []
-    for k, splits in enumerate(cross_validation_splits(sentences, folds, config.validation_fraction, config.seed)):
+    fold_splits = cross_validation_splits(sentences, folds, config.validation_fraction, config.split_seed)
+    for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
         fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"))
         results.append(fold_scores(train_on(fold_config, splits, summary), splits))

@@ -1,6 +1,6 @@
 """python -m eval.report --model DIR [--output-dir DIR]
 
-The whole harness on a trained model's own held-out test split (rebuilt from its saved seed and
+The whole harness on a trained model's own held-out test split (rebuilt from its saved split seed and
 fractions): the model and the baselines side by side, per-class metrics with bootstrap 95%
 intervals, PR curves with the chosen thresholds, TP/FP/FN per class, label co-occurrence,
 per-outlet scores, and a file of the model's errors, worst first. Writes report.md, metrics.json,

@@ -8,13 +8,15 @@ import sys
 
 import pytest
 import torch
+import yaml
 
-from conftest import REPO
+from conftest import REPO, annotation, task
 from eval.predictor import ModelFolderError, Predictor
 from train import artifacts
 from train.cli import UserError
 from train.config import load_config
-from train.run import run
+from train.run import run, splits_as_trained
+from train.splits import fingerprint
 
 # Trains like `python -m train`, but SIGKILLs itself right after the first checkpoint is saved.
 KILLED_AFTER_FIRST_CHECKPOINT = """
@@ -74,6 +76,25 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(tmp_path, smoke_mode
     again = run(load_config(smoke(tmp_path / "again")))
     assert metrics(again) == metrics(smoke_model)
     assert json.loads((again / "thresholds.json").read_text()) == json.loads((smoke_model / "thresholds.json").read_text())
+
+
+def test_the_seed_changes_the_training_but_not_the_split(tmp_path, write_export):
+    kinds = [("strike",), ("withdrawal",), ("evacuation",), ("atrocity_claim",), ()]
+    export = write_export([task(5 * a + i, f"article {a} sentence {i}", annotation(*kinds[(a + i) % 5]),
+                                article=f"art-{a}") for a in range(40) for i in range(5)])
+    base = run(load_config(smoke(tmp_path / "base", "--data_files", str(export))))
+    other_seed = run(load_config(smoke(tmp_path / "seed", "--data_files", str(export), "--seed", "7")))
+    other_split = run(load_config(smoke(tmp_path / "split", "--data_files", str(export), "--split_seed", "7")))
+    split_of = {name: json.loads((model / "run_info.json").read_text())["data_fingerprint"]
+                for name, model in (("base", base), ("seed", other_seed), ("split", other_split))}
+    assert split_of["base"] == split_of["seed"] != split_of["split"]
+    assert (base / "model.safetensors").read_bytes() != (other_seed / "model.safetensors").read_bytes()
+    assert fingerprint(splits_as_trained(other_split)[0]) == split_of["split"]
+    # A model saved before split_seed existed was split with its seed.
+    options = yaml.safe_load((other_seed / "train_config.yaml").read_text())
+    del options["split_seed"]
+    (other_seed / "train_config.yaml").write_text(yaml.safe_dump(options))
+    assert fingerprint(splits_as_trained(other_seed)[0]) == split_of["split"]
 
 
 def test_pickle_weights_are_refused(tmp_path, smoke_model):

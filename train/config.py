@@ -55,7 +55,10 @@ class TrainConfig:
     per_device_eval_batch_size: int = 64
     weight_decay: float = 0.01
     warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction < 1 of all steps."})
-    seed: int = field(default=42, metadata={"help": "Seeds the split, the initialisation and the data order."})
+    seed: int = field(default=42, metadata={"help": "Seeds the new head's initialisation, dropout and the data order."})
+    split_seed: int = field(default=42, metadata={
+        "help": "Seeds the split (and cross-validation's folds). Kept apart from `seed`, so that runs "
+                "with other seeds are scored on the same test sentences."})
     class_weights: bool = field(default=True, metadata={
         "help": "Weight each class's positives by negatives/positives in train (capped), for rare labels."})
     early_stopping_patience: int = field(default=3, metadata={

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 def run(config: TrainConfig) -> Path:
     sentences, summary = read_exports(config.data_files, config.tie_break)
     log.info("Read %s", summary)
-    splits = make_splits(sentences, config.validation_fraction, config.test_fraction, config.seed,
-                         config.test_outlets)
+    splits = make_splits(sentences, config.validation_fraction, config.test_fraction,
+                         config.split_seed, config.test_outlets)
     return train_on(config, splits, summary)
 
 
@@ -40,7 +40,9 @@ def splits_as_trained(model_dir: Path, data_files=None):
     options, over its own data files or the ones given."""
     options = trained_options(model_dir)
     sentences, summary = read_exports(data_files or options["data_files"], options["tie_break"])
-    splits = make_splits(sentences, options["validation_fraction"], options["test_fraction"], options["seed"],
+    # Runs from before split_seed existed split with their seed.
+    split_seed = options.get("split_seed", options["seed"])
+    splits = make_splits(sentences, options["validation_fraction"], options["test_fraction"], split_seed,
                          options.get("test_outlets", []))
     return splits, summary
 
