@@ -55,7 +55,7 @@ class TrainConfig:
     per_device_eval_batch_size: int = 64
     weight_decay: float = 0.01
     warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction < 1 of all steps."})
-    seed: int = field(default=42, metadata={"help": "Seeds the new head's initialisation, dropout and the data order."})
+    seed: int = field(default=42, metadata={"help": "Seeds new weights' initialisation, dropout and the data order."})
     split_seed: int = field(default=42, metadata={
         "help": "Seeds the split (and cross-validation's folds). Kept apart from `seed`, so that runs "
                 "with other seeds are scored on the same test sentences."})
