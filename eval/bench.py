@@ -8,8 +8,8 @@ machine's changing speed affects all alike. Reports sentences/s as the median of
 after the first (steady state, as in a long run; the first pass is reported beside it), peak memory,
 speed-up over the pipeline, macro-F1 on the labeled sentences (with --data), the machine's measured
 matmul throughput and the FLOPs per sentence of the model and of the predictor (so speed is also a
-fraction of what the hardware allows), and training samples/s for a short run (fp32, and bf16 mixed
-precision where the device has bf16 units).
+fraction of what the hardware allows), and steady-state training samples/s of short runs (fp32, and
+bf16 mixed precision where the device has bf16 units) at each of --train_batch_sizes.
 """
 
 import argparse
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from eval.metrics import apply_thresholds, report
 from eval.predictor import MODES, Predictor, read_thresholds
@@ -191,9 +192,25 @@ def training_precisions() -> tuple[str, ...]:
     return ("no", "bf16") if has_bf16 else ("no",)
 
 
-def training_throughput(model_dir: Path, texts: list[str], precision: str, steps: int = 30) -> float:
-    """Samples/s of a short fine-tuning run of the saved model with the Trainer settings of
-    `python -m train` (batches, padding), without evaluation or checkpoints."""
+class SteadyClock(TrainerCallback):
+    """Times the optimizer steps after the first `skip`, which carry one-off work (CUDA and oneDNN
+    kernel choice, allocator growth) that a real run pays once."""
+
+    def __init__(self, skip: int):
+        self.skip, self.start, self.seconds = skip, None, None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in (self.skip, state.max_steps):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # the GPU runs behind the Python loop
+            now = time.perf_counter()
+            self.start, self.seconds = (now, None) if state.global_step == self.skip else (self.start, now - self.start)
+
+
+def training_throughput(model_dir: Path, texts: list[str], precision: str, batch_size: int = 16,
+                        steps: int = 30, skip: int = 5) -> float:
+    """Steady-state samples/s of a short fine-tuning run of the saved model with the Trainer settings
+    of `python -m train` (padding, length grouping), without evaluation or checkpoints."""
     import dataclasses
 
     from datasets import Dataset
@@ -203,15 +220,20 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, steps
     from train.trainer import training_arguments, weighted_bce
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    # Enough rows for the Trainer's length grouping, which sorts groups of up to 50 batches (and
+    # none when the data holds fewer than 8 batches); repeats where `texts` is short.
+    texts = texts * -(-40 * batch_size // len(texts))
     rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * len(LABELS)] * len(texts)})
     rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True)
+    clock = SteadyClock(skip)
     with tempfile.TemporaryDirectory() as work:
-        config = TrainConfig(max_steps=steps, warmup_steps=0, mixed_precision=precision)
+        config = TrainConfig(max_steps=skip + steps, warmup_steps=0, mixed_precision=precision,
+                             per_device_train_batch_size=batch_size)
         args = dataclasses.replace(training_arguments(config, work), eval_strategy="no", save_strategy="no",
                                    load_best_model_at_end=False, disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_loss_func=weighted_bce(None))
-        return trainer.train().metrics["train_samples_per_second"]
+        Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
+                compute_loss_func=weighted_bce(None), callbacks=[clock]).train()
+    return steps * batch_size / clock.seconds
 
 
 def table(results: dict) -> str:
@@ -232,11 +254,12 @@ def table(results: dict) -> str:
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
               f"per sentence ({work['tokens']:.0f} tokens): model {work['model'] / 1e9:.2f} GFLOP, "
               f"predictor {work['predictor'] / 1e9:.2f} GFLOP (last layer for the first token only)"]
-    for precision, samples_per_second in results["training_samples_per_second"].items():
-        bound = "bf16" if precision == "bf16" else "fp32"
-        fraction = samples_per_second * 3 * work["model"] / flops[bound]
-        lines.append(f"training, mixed_precision {precision}: {samples_per_second:.1f} samples/s "
-                     f"({fraction:.1%} of the {bound} bound, counting 3x the forward FLOPs per sample)")
+    for run in results["training"]:
+        bound = "bf16" if run["mixed_precision"] == "bf16" else "fp32"
+        fraction = run["samples_per_second"] * 3 * work["model"] / flops[bound]
+        lines.append(f"training, mixed_precision {run['mixed_precision']}, batch {run['batch_size']}: "
+                     f"{run['samples_per_second']:.1f} samples/s ({fraction:.1%} of the {bound} bound, "
+                     "counting 3x the forward FLOPs per sample)")
     return "\n".join(lines)
 
 
@@ -247,6 +270,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--data", nargs="*", default=[], help="Labeled exports: time on them and report macro-F1.")
     parser.add_argument("--passes", type=int, default=3, help="Timed passes after the first; the median is reported.")
+    parser.add_argument("--train_batch_sizes", type=int, nargs="+", default=[16],
+                        help="Batch sizes of the training runs (default: the configs' 16).")
     parser.add_argument("--output", type=Path, help="JSON file (default: MODEL/bench.json).")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -260,8 +285,9 @@ def main(argv: list[str]) -> None:
         "sentences": len(texts), "flops_per_sentence": flops_per_sentence(args.model, texts),
         "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
         "systems": side_by_side(args),
-        "training_samples_per_second": {precision: training_throughput(args.model, texts[:512], precision)
-                                        for precision in training_precisions()},
+        "training": [{"mixed_precision": precision, "batch_size": size,
+                      "samples_per_second": training_throughput(args.model, texts, precision, size)}
+                     for precision in training_precisions() for size in args.train_batch_sizes],
     }
     print(table(results))
     write_json(args.output or args.model / "bench.json", results)

@@ -58,7 +58,7 @@ def test_no_sentences_no_scores(smoke_model):
 def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     result = subprocess.run([sys.executable, "-m", "eval.bench", "--model", str(smoke_model), "--sentences", "64",
                              "--data", str(REPO / "data/seed_export.json"), "--passes", "3",
-                             "--output", str(tmp_path / "b.json")],
+                             "--train_batch_sizes", "4", "8", "--output", str(tmp_path / "b.json")],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads((tmp_path / "b.json").read_text())
@@ -70,7 +70,9 @@ def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     assert bench["matmul_flops"]["fp32"] > 1e9
     work = bench["flops_per_sentence"]
     assert 0 < work["predictor"] < work["model"] and work["tokens"] > 1
-    assert bench["training_samples_per_second"]["no"] > 0
+    fp32_runs = [run for run in bench["training"] if run["mixed_precision"] == "no"]
+    assert [run["batch_size"] for run in fp32_runs] == [4, 8]
+    assert all(run["samples_per_second"] > 0 for run in fp32_runs)
     assert "x pipeline" in result.stdout
 
 
