@@ -7,6 +7,7 @@ from eval.metrics import report, sigmoid, tune_thresholds
 from train.config import ConfigError, TrainConfig
 from train.labels import multi_hot
 from train.model import SCRATCH_TINY, load_base_model
+from train.run import scored
 from train.trainer import build_trainer, mixed_precision, positive_weights
 
 FEW = [
@@ -68,8 +69,36 @@ def test_a_sentence_rightly_left_without_events_counts_as_right_in_the_samples_a
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU choices")
+def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
+    """Thresholds and reported metrics must fit the scores `eval` and `eval.predict` give (fp32)."""
+    torch.manual_seed(0)
+    base = load_base_model(SCRATCH_TINY, allow_fallback=False)
+    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [multi_hot(l) for _, l in FEW]})
+    rows = rows.map(lambda b: base.tokenizer(b["text"]), batched=True)
+    config = TrainConfig(max_steps=30, learning_rate=1e-2, warmup_steps=0, per_device_train_batch_size=6,
+                         eval_steps=30, mixed_precision="bf16")
+    trainer = build_trainer(config, base.model, base.tokenizer, DatasetDict(train=rows, validation=rows),
+                            str(tmp_path))
+    trainer.train()
+    gold, scores = scored(trainer, rows)
+    saved = type(trainer.model)(trainer.model.config)  # the trained weights, as a saved model loads them
+    saved.load_state_dict(trainer.model.state_dict())
+    with torch.inference_mode():  # each sentence alone, in fp32
+        fp32 = sigmoid(torch.cat([saved.eval()(**base.tokenizer(text, return_tensors="pt")).logits
+                                  for text in rows["text"]]).numpy())
+    order = [rows["labels"].index(list(row)) for row in gold]  # every sentence has its own labels
+    np.testing.assert_allclose(scores, fp32[order], atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a CPU gets")
 def test_mixed_precision_on_a_cpu():
     assert mixed_precision("auto") == "no"  # opt-in on CPUs: most lack bf16 units
     assert mixed_precision("bf16") == "bf16"
     with pytest.raises(ConfigError, match="'fp16' needs a GPU"):
         mixed_precision("fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_mixed_precision_on_a_gpu():
+    assert mixed_precision("auto") == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    assert mixed_precision("fp16") == "fp16"

@@ -102,7 +102,11 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
 
 
 def scored(trainer, dataset):
-    """(gold, scores) in the order the Trainer used: with length grouping, not the dataset's."""
+    """(gold, scores) in the order the Trainer used: with length grouping, not the dataset's.
+    Scores are fp32, as `eval` and `eval.predict` give by default, also after mixed-precision
+    training: bf16 scores differ a little, enough to move a threshold or flip a sentence on one."""
+    # Training is over: take accelerate's autocast wrapper off the model's forward (in place).
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     prediction = trainer.predict(dataset)
     return prediction.label_ids, sigmoid(prediction.predictions)
 
