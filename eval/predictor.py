@@ -13,6 +13,7 @@ from eval.metrics import sigmoid
 from eval.padded_attention import pad_attention_to_multiples_of_16
 from train.cli import UserError
 from train.labels import LABELS
+from train.model import skip_cudnn_attention
 
 
 class ModelFolderError(UserError):
@@ -20,6 +21,9 @@ class ModelFolderError(UserError):
 
 
 MODES = ("fp32", "bf16", "onnx-int8")
+# Sentences per batch. On an H100, bf16 scored 1.7x faster in batches of 256 than of 64; on a
+# CPU, batches larger than 64 gain nothing.
+BATCH_SIZE = {"cuda": 256, "cpu": 64}
 
 
 class Predictor:
@@ -28,13 +32,14 @@ class Predictor:
     Modes: fp32 (PyTorch), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16 instructions),
     onnx-int8 (ONNX Runtime with int8 weights, CPU)."""
 
-    def __init__(self, model_dir, batch_size: int = 64, max_length: int | None = None, mode: str = "fp32"):
+    def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "fp32"):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r}; choose one of {MODES}")
         self.model_dir = Path(model_dir)
         self.thresholds = read_thresholds(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.batch_size = batch_size
+        on_gpu = torch.cuda.is_available() and mode != "onnx-int8"  # ONNX Runtime runs on the CPU here
+        self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
         self.forward = make_forward(self.model_dir, load_model(self.model_dir), self.tokenizer, mode)
@@ -80,6 +85,8 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
         from eval.onnx_int8 import int8_forward
         return int8_forward(model_dir, model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        skip_cudnn_attention()  # every batch has a new shape
     # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
     model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
     fuse_linear_gelu(model)
