@@ -1,6 +1,7 @@
 """Two CPU processes (gloo) train the smoke config into the same kind of model as one."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ def test_two_cpu_processes_give_a_complete_model(tmp_path, smoke_model):
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run([str(torchrun if torchrun.exists() else shutil.which("torchrun")),
                              "--nproc_per_node", "2", "-m", "train", "--config", "configs/smoke.yaml",
-                             "--output_dir", str(tmp_path / "ddp")], cwd=REPO, capture_output=True, text=True)
+                             "--output_dir", str(tmp_path / "ddp")], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})  # CPUs, also on a GPU machine
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((tmp_path / "ddp" / "run_info.json").read_text())
     assert info["processes"] == 2
