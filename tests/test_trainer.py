@@ -68,7 +68,6 @@ def test_a_sentence_rightly_left_without_events_counts_as_right_in_the_samples_a
     assert report(gold, pred)["samples"]["f1"] == (1 + 0 + 2 / 3) / 3
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU choices")
 def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
     """Thresholds and reported metrics must fit the scores `eval` and `eval.predict` give (fp32)."""
     torch.manual_seed(0)
@@ -90,7 +89,7 @@ def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
     np.testing.assert_allclose(scores, fp32[order], atol=1e-5)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="what a CPU gets")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU choices")
 def test_mixed_precision_on_a_cpu():
     assert mixed_precision("auto") == "no"  # opt-in on CPUs: most lack bf16 units
     assert mixed_precision("bf16") == "bf16"
