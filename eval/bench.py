@@ -200,11 +200,14 @@ class SteadyClock(TrainerCallback):
         self.skip, self.start, self.seconds = skip, None, None
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step in (self.skip, state.max_steps):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()  # the GPU runs behind the Python loop
-            now = time.perf_counter()
-            self.start, self.seconds = (now, None) if state.global_step == self.skip else (self.start, now - self.start)
+        if state.global_step not in (self.skip, state.max_steps):
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the GPU runs behind the Python loop
+        if state.global_step == self.skip:
+            self.start = time.perf_counter()
+        else:
+            self.seconds = time.perf_counter() - self.start
 
 
 def training_throughput(model_dir: Path, texts: list[str], precision: str, batch_size: int = 16,
