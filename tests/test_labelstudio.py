@@ -100,6 +100,20 @@ def test_predictions_go_back_with_scores_and_a_least_certain_first_tab(server, k
     assert ordered == sorted(ordered) and len(ordered) == 12
 
 
+def test_pushing_a_version_again_replaces_its_predictions_and_keeps_other_versions(server, keys, project, smoke_model):
+    project_id, tasks, _ = project
+    for version in ("run-1", "run-2", "run-2"):
+        result = cli(server, keys[0], "predict", "--project", str(project_id), "--model", str(smoke_model),
+                     "--model-version", version)
+        assert result.returncode == 0, result.stderr
+    assert "replacing 12 earlier ones" in result.stderr
+    client = LabelStudio(base_url=server.url, api_key=keys[0])
+    for task in tasks:
+        assert sorted(p.model_version for p in client.predictions.list(task=task.id)) == ["run-1", "run-2"]
+    titles = [v.data["title"] for v in client.views.list(project=project_id)]
+    assert titles.count("Least certain first (run-2)") == 1 and titles.count("Least certain first (run-1)") == 1
+
+
 def test_the_key_is_never_printed_or_written(server, keys, project, tmp_path):
     project_id = project[0]
     runs = [cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "ok.json")),

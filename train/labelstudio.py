@@ -146,11 +146,14 @@ def prediction(task_id: int, labels: list[str], score: float, version: str) -> d
 def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: Path,
                      version: str | None = None) -> int:
     """Score every task of the project and store the results as predictions (pre-annotations),
-    page by page; then add a Data Manager tab that lists the least certain tasks first."""
+    page by page; then add a Data Manager tab that lists the least certain tasks first.
+    Pushing a model version again replaces its earlier predictions, so a re-run (after
+    retraining, or after a push that failed midway) leaves one set, not two."""
     from eval.predictor import Predictor  # torch is loaded only for this command
 
     checked_project(client, url, project_id)
     predictor, version = Predictor(model_dir), version or Path(model_dir).name
+    earlier = [p.id for p in call(url, client.predictions.list, project=project_id) if p.model_version == version]
     pushed, page = 0, []
     tasks = call(url, client.tasks.list, project=project_id, page_size=PAGE, fields="all")
     for task in tqdm(iterate(url, tasks), unit=" task", desc="predict"):
@@ -159,13 +162,23 @@ def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: 
             pushed += push_page(client, url, project_id, predictor, page, version)
             page = []
     pushed += push_page(client, url, project_id, predictor, page, version)
+    for prediction_id in earlier:  # only now that the new set is in: a failed push loses nothing
+        call(url, client.predictions.delete, id=prediction_id)
     # The project's model version picks the predictions shown to annotators and scored in the
     # Data Manager's prediction-score column, which the tab below sorts on.
     call(url, client.projects.update, id=project_id, model_version=version)
-    view = {"title": f"Least certain first ({version})", "ordering": ["tasks:predictions_score"]}
-    call(url, client.views.create, project=project_id, data=view)
-    log.info("Pushed %d predictions (model version %r) to project %d", pushed, version, project_id)
+    add_least_certain_tab(client, url, project_id, version)
+    log.info("Pushed %d predictions (model version %r) to project %d, replacing %d earlier ones of that version",
+             pushed, version, project_id, len(earlier))
     return pushed
+
+
+def add_least_certain_tab(client: LabelStudio, url: str, project_id: int, version: str) -> None:
+    title = f"Least certain first ({version})"
+    if any((view.data or {}).get("title") == title for view in call(url, client.views.list, project=project_id)):
+        return
+    view = {"title": title, "ordering": ["tasks:predictions_score"]}
+    call(url, client.views.create, project=project_id, data=view)
 
 
 def push_page(client, url, project_id, predictor, tasks, version) -> int:
