@@ -94,7 +94,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--output", type=Path, required=True, help="JSONL file to write.")
     parser.add_argument("--format", choices=["auto", "lines", "jsonl", "articles"], default="auto",
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
-    parser.add_argument("--batch-size", type=int, help="Sentences per batch (default: 64 on a CPU, 256 on a GPU).")
+    parser.add_argument("--batch-size", type=int, help="Sentences per batch (default: 256 for fp32 and bf16 on a GPU, 64 otherwise).")
     parser.add_argument("--mode", choices=MODES, default="fp32",
                         help="fp32; bf16 (GPU, or CPU with bf16 instructions: fastest there); onnx-int8 "
                              "(fastest on CPUs without bf16; slightly less accurate: measure it with "
