@@ -1,6 +1,7 @@
 """Runs that are killed, repeated or fed pickles: nothing lost, nothing different, nothing unsafe."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,47 @@ def test_a_killed_run_resumes_to_the_same_model_and_metrics(tmp_path):
         for label, scores in metrics(uninterrupted)[split]["per_class"].items():
             assert metrics(resumed)[split]["per_class"][label] == pytest.approx(scores, abs=1e-6)
     assert not staging.exists()
+
+
+# The smoke run with the dataloader a GPU gets (worker processes; pinning needs a GPU), writing
+# every step's training loss to the file named by $LOSSES.
+GPU_DATALOADER = """
+import dataclasses, os
+import train.run, train.trainer
+from transformers import TrainerCallback
+
+options = train.trainer.dataloader_options(on_gpu=True) | {"dataloader_pin_memory": False}
+arguments = train.trainer.training_arguments
+train.trainer.training_arguments = lambda config, work: dataclasses.replace(
+    arguments(config, work), logging_steps=1, **options)
+
+class Losses(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if "loss" in logs:
+            with open(os.environ["LOSSES"], "a") as f:
+                f.write(f"{state.global_step} {logs['loss']}\\n")
+
+unlogged = train.run.build_trainer
+def build_logged(*args, **kwargs):
+    trainer = unlogged(*args, **kwargs)
+    trainer.add_callback(Losses())
+    return trainer
+train.run.build_trainer = build_logged
+"""
+TRAIN = "import sys, train.run; from train.config import load_config; train.run.run(load_config(sys.argv[1:]))"
+
+
+@pytest.mark.slow
+def test_a_resumed_run_with_the_gpu_dataloader_trains_on_the_same_batches(tmp_path):
+    def train(name, script, *options):
+        return subprocess.run([sys.executable, "-c", GPU_DATALOADER + script, *smoke(tmp_path / name, *options)],
+                              cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "LOSSES": str(tmp_path / f"{name}.losses")})
+    assert train("whole", TRAIN).returncode == 0
+    assert train("resumed", KILLED_AFTER_FIRST_CHECKPOINT).returncode == -signal.SIGKILL
+    assert train("resumed", TRAIN, "--resume", "true").returncode == 0
+    whole, resumed = ((tmp_path / f"{name}.losses").read_text().splitlines() for name in ("whole", "resumed"))
+    assert len(whole) > 3 and resumed == whole  # every step's loss, the epochs after the kill too
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):

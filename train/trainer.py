@@ -56,6 +56,15 @@ def mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def dataloader_options(on_gpu: bool) -> dict:
+    """Padding batches in worker processes keeps a GPU busy (1.25x at batch 16-1024 on an H100);
+    on a CPU they would compete with training for the same cores. The workers are not persistent:
+    such workers draw from the global random state once per run instead of once per epoch, which
+    changed the length-grouped batch order of a resumed run from its second epoch on."""
+    return {"dataloader_num_workers": min(4, os.cpu_count() or 1) if on_gpu else 0,
+            "dataloader_pin_memory": on_gpu}
+
+
 def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArguments:
     strategy = "steps" if config.eval_steps > 0 else "epoch"
     on_gpu = torch.cuda.is_available()
@@ -84,11 +93,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         train_sampling_strategy="group_by_length",  # less padding per batch
-        dataloader_pin_memory=on_gpu,
-        # Padding batches in worker processes keeps a GPU busy (1.25x at batch 16-1024 on an H100);
-        # on a CPU they would compete with training for the same cores.
-        dataloader_num_workers=min(4, os.cpu_count() or 1) if on_gpu else 0,
-        dataloader_persistent_workers=on_gpu,
+        **dataloader_options(on_gpu),
         use_cpu=not on_gpu,  # also what makes several CPU processes train together (gloo)
         report_to="none",
     )
