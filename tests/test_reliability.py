@@ -98,13 +98,14 @@ TRAIN = "import sys, train.run; from train.config import load_config; train.run.
 
 @pytest.mark.slow
 def test_a_resumed_run_with_the_gpu_dataloader_trains_on_the_same_batches(tmp_path):
-    def train(name, script, *options):
-        return subprocess.run([sys.executable, "-c", GPU_DATALOADER + script, *smoke(tmp_path / name, *options)],
-                              cwd=REPO, capture_output=True, text=True,
-                              env={**os.environ, "LOSSES": str(tmp_path / f"{name}.losses")})
-    assert train("whole", TRAIN).returncode == 0
-    assert train("resumed", KILLED_AFTER_FIRST_CHECKPOINT).returncode == -signal.SIGKILL
-    assert train("resumed", TRAIN, "--resume", "true").returncode == 0
+    def train(name, script, *options, returncode=0):
+        result = subprocess.run([sys.executable, "-c", GPU_DATALOADER + script, *smoke(tmp_path / name, *options)],
+                                cwd=REPO, capture_output=True, text=True,
+                                env={**os.environ, "LOSSES": str(tmp_path / f"{name}.losses")})
+        assert result.returncode == returncode, result.stderr[-2000:]
+    train("whole", TRAIN)
+    train("resumed", KILLED_AFTER_FIRST_CHECKPOINT, returncode=-signal.SIGKILL)
+    train("resumed", TRAIN, "--resume", "true")
     whole, resumed = ((tmp_path / f"{name}.losses").read_text().splitlines() for name in ("whole", "resumed"))
     assert len(whole) > 3 and resumed == whole  # every step's loss, the epochs after the kill too
 
