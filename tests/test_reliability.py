@@ -19,25 +19,31 @@ from train.config import load_config
 from train.run import run, splits_as_trained
 from train.splits import fingerprint
 
-# Trains like `python -m train`, but SIGKILLs itself right after the first checkpoint is saved.
-KILLED_AFTER_FIRST_CHECKPOINT = """
+# Script code for a subprocess that trains like `python -m train`, with callbacks added.
+WITH_CALLBACKS = """
 import os, signal, sys
-from transformers import TrainerCallback
 import train.run
 from train.config import load_config
+from transformers import TrainerCallback
 
+def add_callback(callback):
+    build = train.run.build_trainer
+    def build_with_callback(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.add_callback(callback)
+        return trainer
+    train.run.build_trainer = build_with_callback
+"""
+TRAIN = "train.run.run(load_config(sys.argv[1:]))"
+
+# Trains, but SIGKILLs itself right after the first checkpoint is saved.
+KILLED_AFTER_FIRST_CHECKPOINT = WITH_CALLBACKS + """
 class Kill(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-build = train.run.build_trainer
-def build_and_arm(*args, **kwargs):
-    trainer = build(*args, **kwargs)
-    trainer.add_callback(Kill())
-    return trainer
-train.run.build_trainer = build_and_arm
-train.run.run(load_config(sys.argv[1:]))
-"""
+add_callback(Kill())
+""" + TRAIN
 
 
 def smoke(output_dir, *options):
@@ -68,12 +74,11 @@ def test_a_killed_run_resumes_to_the_same_model_and_metrics(tmp_path):
     assert not staging.exists()
 
 
-# The smoke run with the dataloader a GPU gets (worker processes; pinning needs a GPU), writing
-# every step's training loss to the file named by $LOSSES.
-GPU_DATALOADER = """
-import dataclasses, os
-import train.run, train.trainer
-from transformers import TrainerCallback
+# With the dataloader a GPU gets (worker processes; pinning needs a GPU), writing every step's
+# training loss to the file named by $LOSSES.
+GPU_DATALOADER = WITH_CALLBACKS + """
+import dataclasses
+import train.trainer
 
 options = train.trainer.dataloader_options(on_gpu=True) | {"dataloader_pin_memory": False}
 arguments = train.trainer.training_arguments
@@ -86,14 +91,8 @@ class Losses(TrainerCallback):
             with open(os.environ["LOSSES"], "a") as f:
                 f.write(f"{state.global_step} {logs['loss']}\\n")
 
-unlogged = train.run.build_trainer
-def build_logged(*args, **kwargs):
-    trainer = unlogged(*args, **kwargs)
-    trainer.add_callback(Losses())
-    return trainer
-train.run.build_trainer = build_logged
+add_callback(Losses())
 """
-TRAIN = "import sys, train.run; from train.config import load_config; train.run.run(load_config(sys.argv[1:]))"
 
 
 @pytest.mark.slow
