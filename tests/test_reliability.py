@@ -36,14 +36,15 @@ def add_callback(callback):
 """
 TRAIN = "train.run.run(load_config(sys.argv[1:]))"
 
-# Trains, but SIGKILLs itself right after the first checkpoint is saved.
-KILLED_AFTER_FIRST_CHECKPOINT = WITH_CALLBACKS + """
+# SIGKILLs the run right after the first checkpoint is saved.
+KILL_AFTER_FIRST_CHECKPOINT = """
 class Kill(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
 add_callback(Kill())
-""" + TRAIN
+"""
+KILLED_AFTER_FIRST_CHECKPOINT = WITH_CALLBACKS + KILL_AFTER_FIRST_CHECKPOINT + TRAIN
 
 
 def smoke(output_dir, *options):
@@ -103,7 +104,7 @@ def test_a_resumed_run_with_the_gpu_dataloader_trains_on_the_same_batches(tmp_pa
                                 env={**os.environ, "LOSSES": str(tmp_path / f"{name}.losses")})
         assert result.returncode == returncode, result.stderr[-2000:]
     train("whole", TRAIN)
-    train("resumed", KILLED_AFTER_FIRST_CHECKPOINT, returncode=-signal.SIGKILL)
+    train("resumed", KILL_AFTER_FIRST_CHECKPOINT + TRAIN, returncode=-signal.SIGKILL)
     train("resumed", TRAIN, "--resume", "true")
     whole, resumed = ((tmp_path / f"{name}.losses").read_text().splitlines() for name in ("whole", "resumed"))
     assert len(whole) > 3 and resumed == whole  # every step's loss, the epochs after the kill too
