@@ -1,21 +1,21 @@
-"""python -m eval --model DIR --data FILE... [--split test] [--mode MODE] [--output-dir DIR]
+"""python -m eval --model DIR [--data FILE...] [--split test] [--mode MODE] [--output-dir DIR]
 
-Scores Label Studio exports with a trained model and its saved thresholds, prints the
-per-class table and writes metrics.json (in --output-dir, by default the model folder's
-`eval/` subfolder). --mode scores as `eval.predict --mode` tags, to check what a faster mode costs.
+Scores Label Studio exports (by default the ones the model was trained on) with a trained model
+and its saved thresholds, prints the per-class table and writes metrics.json (in --output-dir, by
+default the model folder's `eval/` subfolder). --mode scores as `eval.predict --mode` tags, to check what a faster mode costs.
 """
 
 import argparse
 import logging
 from pathlib import Path
 
-from eval.metrics import apply_thresholds, format_table, report
-from eval.predictor import MODES, Predictor
-from train.annotations import read_exports
-from train.artifacts import write_json
-from train.cli import run_command
-from train.labels import multi_hot
-from train.run import splits_as_trained, trained_options
+from tagger.annotations import read_exports
+from tagger.artifacts import trained_options, write_json
+from tagger.cli import run_command
+from tagger.labels import multi_hot
+from tagger.metrics import apply_thresholds, format_table, report
+from tagger.predictor import MODES, Tagger
+from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
 
 
 def evaluate(model_dir: Path, data_files: list[str], split: str = "all", mode: str = "fp32") -> dict:
-    predictor = Predictor(model_dir, mode=mode)
+    predictor = Tagger(model_dir, mode=mode)
     texts, gold = evaluation_rows(model_dir, data_files, split)
     return report(gold, apply_thresholds(predictor.scores(texts), predictor.thresholds))
 
@@ -44,16 +44,18 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="Model folder from `python -m train`.")
-    parser.add_argument("--data", nargs="+", required=True, help="Label Studio JSON exports.")
+    parser.add_argument("--data", nargs="+",
+                        help="Label Studio JSON exports (default: the ones the model was trained on).")
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="Score every sentence (default), or one split rebuilt with the run's split seed.")
-    parser.add_argument("--mode", choices=MODES, default="fp32", help="Predictor mode, as in eval.predict.")
+    parser.add_argument("--mode", choices=MODES, default="fp32", help="Tagger mode, as in eval.predict.")
     parser.add_argument("--output-dir", type=Path, help="Where metrics.json goes (default: MODEL/eval).")
     args = parser.parse_args(argv)
-    result = evaluate(args.model, args.data, args.split, args.mode)
+    data = args.data or trained_options(args.model)["data_files"]
+    result = evaluate(args.model, data, args.split, args.mode)
     print(format_table(result))
     output_dir = args.output_dir or args.model / "eval"
-    write_json(output_dir / "metrics.json", {"model": str(args.model), "data": args.data,
+    write_json(output_dir / "metrics.json", {"model": str(args.model), "data": data,
                                              "split": args.split, "mode": args.mode, **result})
     print(f"\nwrote {output_dir / 'metrics.json'}")
 

@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
-from eval.metrics import apply_thresholds, tune_thresholds
-from train.labels import LABELS
+from tagger.labels import LABELS
+from tagger.metrics import apply_thresholds, tune_thresholds
 
 # Words an analyst would search for first, taken from the annotation guidelines.
 KEYWORDS = {

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from eval.metrics import apply_thresholds, report
-from eval.predictor import MODES, Predictor, read_thresholds
-from train.annotations import read_exports
-from train.artifacts import write_json
-from train.cli import run_command
-from train.labels import LABELS, multi_hot
+from tagger.annotations import read_exports
+from tagger.artifacts import write_json
+from tagger.cli import run_command
+from tagger.labels import LABELS, multi_hot
+from tagger.metrics import apply_thresholds, report
+from tagger.predictor import MODES, Tagger, read_thresholds
 from train.prepare import prepare
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def bench_sentences(data: list[str], count: int):
 def scorer(system: str, model_dir: Path):
     """(score function, thresholds) for one system."""
     if system != "pipeline":
-        predictor = Predictor(model_dir, mode=system)
+        predictor = Tagger(model_dir, mode=system)
         return predictor.scores, predictor.thresholds
     from transformers import pipeline
     tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
@@ -167,8 +167,8 @@ def flops_per_sentence(model_dir: Path, texts: list[str]) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoTokenizer
 
-    from eval.first_token import last_layer_first_token_only
-    from eval.predictor import load_model
+    from tagger.first_token import last_layer_first_token_only
+    from tagger.predictor import load_model
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
     spread = texts[::max(1, len(texts) // 200)][:200]
     sample = [tokenizer(text, truncation=True, return_tensors="pt") for text in spread]
@@ -217,7 +217,8 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, batch
     import dataclasses
 
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                              Trainer)
 
     from train.config import TrainConfig
     from train.trainer import training_arguments, weighted_bce

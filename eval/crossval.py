@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from eval.baselines import TfidfLogistic, test_predictions
-from eval.metrics import apply_thresholds, report
-from eval.predictor import Predictor
-from train.annotations import read_exports
-from train.artifacts import write_json, write_text_atomic
-from train.cli import run_command
+from tagger.annotations import read_exports
+from tagger.artifacts import write_json, write_text_atomic
+from tagger.cli import run_command
+from tagger.labels import LABELS
+from tagger.metrics import apply_thresholds, report
+from tagger.predictor import Tagger
 from train.config import load_config
-from train.labels import LABELS
 from train.run import train_on
 from train.splits import cross_validation_splits
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def fold_scores(model_dir: Path, splits) -> dict[str, dict]:
     """Test-fold report of the fine-tuned model and of TF-IDF (thresholds from validation)."""
     gold = np.array(splits["test"]["labels"])
-    predictor = Predictor(model_dir)
+    predictor = Tagger(model_dir)
     model = report(gold, apply_thresholds(predictor.scores(list(splits["test"]["text"])), predictor.thresholds))
     return {"model": model, TfidfLogistic.name: report(gold, test_predictions(TfidfLogistic, splits))}
 

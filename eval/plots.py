@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-from train.labels import LABELS  # noqa: E402
+from tagger.labels import LABELS  # noqa: E402
 
 
 def pr_curves(gold, scores, thresholds, path) -> None:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from eval.predictor import MODES, Predictor
-from train.artifacts import atomic_file
-from train.cli import UserError, run_command
-from train.labels import LABELS
+from tagger.artifacts import atomic_file
+from tagger.cli import UserError, run_command
+from tagger.predictor import MODES, Tagger
 from train.prepare import split_sentences
 
 log = logging.getLogger(__name__)
@@ -63,15 +62,14 @@ def article_records(text: str, article: str):
         yield {"article": article, "sentence_index": index, "text": sentence}
 
 
-def predict_file(predictor: Predictor, input_path: Path, output_path: Path, kind: str = "auto") -> dict:
+def predict_file(tagger: Tagger, input_path: Path, output_path: Path, kind: str = "auto") -> dict:
     counts = {"sentences": 0, "empty": 0}
     records = read_records(input_path, kind, counts)
     total = None if kind == "articles" else count_lines(input_path)  # one fast pass, for the ETA
     with atomic_file(output_path) as out, tqdm(total=total, desc="lines", unit=" line", mininterval=1) as progress:
         while chunk := list(itertools.islice(records, CHUNK)):
-            scores = predictor.scores([r["text"] for r in chunk])
-            for record, row, labels in zip(chunk, scores, predictor.labels(scores)):
-                record.update(labels=labels, scores={l: round(float(s), 5) for l, s in zip(LABELS, row)})
+            for record, tags in zip(chunk, tagger.tag([r["text"] for r in chunk])):
+                record.update(labels=tags["labels"], scores={l: round(s, 5) for l, s in tags["scores"].items()})
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             counts["sentences"] += len(chunk)
             progress.n = counts["sentences"] + counts["empty"]
@@ -100,13 +98,13 @@ def main(argv: list[str]) -> None:
                              "(fastest on CPUs without bf16; slightly less accurate: measure it with "
                              "`python -m eval --split test --mode onnx-int8`).")
     args = parser.parse_args(argv)
-    predictor = Predictor(args.model, batch_size=args.batch_size, mode=args.mode)
+    tagger = Tagger(args.model, batch_size=args.batch_size, mode=args.mode)
     try:
-        counts = predict_file(predictor, args.input, args.output, args.format)
+        counts = predict_file(tagger, args.input, args.output, args.format)
     except UnicodeDecodeError as error:
         raise UserError(f"{args.input}: not UTF-8 (bad byte at offset {error.start})") from None
     log.info("Tagged %d sentences into %s (%d empty lines skipped, %d sentences truncated to %d tokens)",
-             counts["sentences"], args.output, counts["empty"], predictor.truncated, predictor.max_length)
+             counts["sentences"], args.output, counts["empty"], tagger.truncated, tagger.max_length)
 
 
 if __name__ == "__main__":

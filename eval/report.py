@@ -15,11 +15,11 @@ import numpy as np
 
 from eval import plots
 from eval.baselines import BASELINES, test_predictions
-from eval.metrics import AVERAGES, apply_thresholds, report
-from eval.predictor import Predictor
-from train.artifacts import atomic_file, write_json, write_text_atomic
-from train.cli import run_command
-from train.labels import LABELS
+from tagger.artifacts import atomic_file, write_json, write_text_atomic
+from tagger.cli import run_command
+from tagger.labels import LABELS
+from tagger.metrics import AVERAGES, apply_thresholds, report
+from tagger.predictor import Tagger
 from train.run import splits_as_trained
 
 
@@ -85,7 +85,7 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
     splits, _ = splits_as_trained(model_dir)
     test = splits["test"]
     texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
-    predictor = Predictor(model_dir)
+    predictor = Tagger(model_dir)
     scores = predictor.scores(texts)
     predicted = apply_thresholds(scores, predictor.thresholds)
     model = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}

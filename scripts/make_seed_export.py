@@ -2,7 +2,7 @@
 
 The seed sentences (data/seed_tasks.json, made by `python -m train.prepare --input seeds/`)
 are imported into a new project, annotated through the API with the labels recorded in
-data/seed_labels.json (one annotator, following ANNOTATION_GUIDELINES.md), and exported.
+data/seed_labels.json (one annotator, following data/annotation_guidelines.md), and exported.
 
 LABEL_STUDIO_API_KEY=... python scripts/make_seed_export.py --url http://127.0.0.1:8080
 """
@@ -12,9 +12,9 @@ import json
 import os
 from pathlib import Path
 
+from tagger.cli import run_command
+from tagger.labels import CHOICES_CONTROL, TEXT_FIELD
 from train import labelstudio
-from train.cli import run_command
-from train.labels import CHOICES_CONTROL, TEXT_FIELD
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -1,9 +1,9 @@
-import pytest
-
 import json
 
+import pytest
+
 from conftest import SEED_EXPORT, annotation, choice, task
-from train.annotations import ExportError, read_export, read_exports
+from tagger.annotations import ExportError, read_export, read_exports
 
 
 def test_single_annotations_become_label_tuples(write_export):

@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import pipeline
 
 from conftest import REPO
-from train.labels import LABELS
+from tagger.labels import LABELS
 
 
 def test_two_cpu_processes_give_a_complete_model(tmp_path, smoke_model):

@@ -6,15 +6,15 @@ import subprocess
 import sys
 
 import httpx
+import labelstudio_server
 import pytest
 from label_studio_sdk import LabelStudio
 
-import labelstudio_server
 from conftest import REPO
+from tagger.annotations import read_export
+from tagger.cli import UserError
+from tagger.labels import LABELS
 from train import labelstudio
-from train.annotations import read_export
-from train.cli import UserError
-from train.labels import LABELS
 
 pytestmark = pytest.mark.labelstudio
 

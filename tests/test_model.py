@@ -1,7 +1,7 @@
 import pytest
 
+from tagger.labels import LABELS
 from train.model import SCRATCH_TINY, BaseModelError, load_base_model
-from train.labels import LABELS
 
 
 @pytest.fixture

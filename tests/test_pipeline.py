@@ -9,11 +9,11 @@ import pytest
 from transformers import pipeline
 
 from conftest import REPO, SEED_EXPORT
-from eval.predictor import Predictor
-from train import artifacts
-from train.cli import UserError
+from tagger import artifacts
+from tagger.cli import UserError
+from tagger.labels import LABELS
+from tagger.predictor import Tagger
 from train.config import load_config
-from train.labels import LABELS
 from train.run import run
 
 
@@ -53,7 +53,7 @@ def test_plain_pipeline_gives_the_predictors_sigmoid_scores(model_dir):
     texts = ["Russian troops withdrew from Kherson.", "A missile hit a depot in Dnipro overnight."]
     tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
     by_pipeline = [{d["label"]: d["score"] for d in row} for row in tagger(texts)]
-    by_predictor = Predictor(model_dir).scores(texts)
+    by_predictor = Tagger(model_dir).scores(texts)
     assert all(set(row) == set(LABELS) for row in by_pipeline)
     np.testing.assert_allclose([[row[label] for label in LABELS] for row in by_pipeline], by_predictor, atol=1e-5)
 
@@ -70,7 +70,7 @@ def test_eval_command_prints_the_table_and_writes_metrics(model_dir, tmp_path):
 
 
 def test_eval_command_scores_in_the_mode_asked_for(model_dir, tmp_path):
-    from eval.onnx_int8 import CACHED
+    from tagger.onnx_int8 import CACHED
     cli("eval", "--model", str(model_dir), "--data", str(SEED_EXPORT), "--split", "test", "--mode", "onnx-int8",
         "--output-dir", str(tmp_path))
     assert json.loads((tmp_path / "metrics.json").read_text())["mode"] == "onnx-int8"
@@ -126,7 +126,7 @@ def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
 
 def test_predict_refuses_a_folder_without_thresholds(model_dir, tmp_path):
     with pytest.raises(UserError, match="thresholds.json: missing"):
-        Predictor(tmp_path)
+        Tagger(tmp_path)
 
 
 def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
@@ -172,3 +172,19 @@ def test_evaluating_every_sentence_resolves_ties_as_in_training(model_dir, tmp_p
     trained_positive = evaluation_rows(tmp_path / "positive", [str(export)], "all")[1]
     withdrawal = LABELS.index("withdrawal")
     assert trained_negative[0][withdrawal] == 0 and trained_positive[0][withdrawal] == 1
+
+
+def test_tagger_gives_the_labels_and_scores_that_predict_writes(model_dir, tmp_path):
+    from tagger import Tagger
+    texts = (REPO / "data" / "sample_sentences.txt").read_text().splitlines()
+    cli("eval.predict", "--model", str(model_dir), "--input", str(REPO / "data" / "sample_sentences.txt"),
+        "--output", str(tmp_path / "p.jsonl"))
+    written = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    tagged = Tagger.from_pretrained(model_dir).tag(texts)
+    assert [t["text"] for t in tagged] == [w["text"] for w in written] == texts
+    assert [t["labels"] for t in tagged] == [w["labels"] for w in written]
+    thresholds = json.loads((model_dir / "thresholds.json").read_text())
+    for t, w in zip(tagged, written):
+        assert t["scores"] == pytest.approx(w["scores"], abs=1e-5)
+        assert t["labels"] == [label for label in LABELS if t["scores"][label] >= thresholds[label]]
+    assert Tagger.from_pretrained(model_dir).tag(texts[0]) == tagged[0]  # one string, one dict

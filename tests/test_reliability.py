@@ -12,9 +12,9 @@ import torch
 import yaml
 
 from conftest import REPO, annotation, task
-from eval.predictor import ModelFolderError, Predictor
-from train import artifacts
-from train.cli import UserError
+from tagger import artifacts
+from tagger.cli import UserError
+from tagger.predictor import ModelFolderError, Tagger
 from train.config import load_config
 from train.run import run, splits_as_trained
 from train.splits import fingerprint
@@ -147,7 +147,7 @@ def test_pickle_weights_are_refused(tmp_path, smoke_model):
         (folder / name).write_bytes((smoke_model / name).read_bytes())
     torch.save({}, folder / "pytorch_model.bin")
     with pytest.raises(ModelFolderError, match="no model.safetensors"):
-        Predictor(folder)
+        Tagger(folder)
 
 
 def predict(model_dir, input_path, output_path):
@@ -187,4 +187,4 @@ def test_a_model_folder_with_other_labels_is_refused(tmp_path, smoke_model):
     config["label2id"] = {"a": 0, "b": 1, "c": 2, "d": 3}
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match=r"config.json: labels \['a', 'b', 'c', 'd'\]"):
-        Predictor(folder)
+        Tagger(folder)

@@ -2,7 +2,7 @@ import numpy as np
 
 from eval.baselines import KeywordRules, TfidfLogistic
 from eval.report import bootstrap_f1, co_occurrence, counts, errors
-from train.labels import LABELS
+from tagger.labels import LABELS
 
 
 def test_bootstrap_interval_is_a_point_when_predictions_are_perfect():

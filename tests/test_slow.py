@@ -8,7 +8,7 @@ import pytest
 from transformers import pipeline
 
 from conftest import REPO
-from train.labels import LABELS
+from tagger.labels import LABELS
 from train.model import packaged_encoder_path
 
 pytestmark = pytest.mark.slow

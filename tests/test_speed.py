@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eval.predictor import Predictor
+from tagger.predictor import Tagger
 
 TEXTS = ["Russian troops withdrew from Kherson.", "A missile hit a depot.", "Buses left Mariupol with children.",
          "Investigators found mass graves near the town after the occupiers left in a hurry last spring."]
@@ -16,16 +16,16 @@ TEXTS = ["Russian troops withdrew from Kherson.", "A missile hit a depot.", "Bus
 
 @pytest.mark.parametrize("mode, tolerance", [("bf16", 0.02), ("onnx-int8", 0.05)])
 def test_fast_modes_score_like_fp32(smoke_model, mode, tolerance):
-    reference = Predictor(smoke_model).scores(TEXTS)
-    fast = Predictor(smoke_model, mode=mode).scores(TEXTS)
+    reference = Tagger(smoke_model).scores(TEXTS)
+    fast = Tagger(smoke_model, mode=mode).scores(TEXTS)
     assert fast.shape == reference.shape and np.abs(fast - reference).max() < tolerance
 
 
 def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
     import onnx
 
-    from eval.onnx_int8 import CACHED
-    Predictor(smoke_model, mode="onnx-int8")  # exports on first use
+    from tagger.onnx_int8 import CACHED
+    Tagger(smoke_model, mode="onnx-int8")  # exports on first use
     graph = onnx.load(smoke_model / CACHED).graph
     scales = {tensor.name: list(tensor.dims) for tensor in graph.initializer if tensor.name.endswith("_scale")}
     weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
@@ -34,15 +34,15 @@ def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
 
 
 def test_scores_do_not_depend_on_batching(smoke_model):
-    one_by_one = Predictor(smoke_model, batch_size=1).scores(TEXTS)
-    np.testing.assert_allclose(Predictor(smoke_model, batch_size=3).scores(TEXTS), one_by_one, atol=1e-5)
+    one_by_one = Tagger(smoke_model, batch_size=1).scores(TEXTS)
+    np.testing.assert_allclose(Tagger(smoke_model, batch_size=3).scores(TEXTS), one_by_one, atol=1e-5)
 
 
 def test_batches_group_sentences_of_similar_token_counts(smoke_model):
     # Character counts rank these differently from token counts: place names split into many pieces.
     texts = ["Zaporizhzhia, Sievierodonetsk, Dnipropetrovsk.", "It was a very long and a slow day.",
              "Kyiv.", "Understandably, international negotiations."]
-    predictor = Predictor(smoke_model, batch_size=2)
+    predictor = Tagger(smoke_model, batch_size=2)
     lengths = sorted(len(ids) for ids in predictor.tokenizer(texts)["input_ids"])
     padded, forward = [], predictor.forward
     predictor.forward = lambda batch: padded.append(batch["attention_mask"].shape[1]) or forward(batch)
@@ -51,7 +51,7 @@ def test_batches_group_sentences_of_similar_token_counts(smoke_model):
 
 
 def test_no_sentences_no_scores(smoke_model):
-    assert Predictor(smoke_model).scores([]).shape == (0, 4)
+    assert Tagger(smoke_model).scores([]).shape == (0, 4)
 
 
 @pytest.mark.slow
@@ -98,7 +98,7 @@ def padded_batch():
 def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture, attention):
     import torch
 
-    from eval.first_token import last_layer_first_token_only
+    from tagger.first_token import last_layer_first_token_only
     torch.manual_seed(0)
     model, batch = tiny_model(architecture, attn_implementation=attention), padded_batch()
     with torch.inference_mode():
@@ -112,7 +112,7 @@ def test_last_layer_for_the_first_token_only_gives_the_same_logits(architecture,
 def test_gelu_fused_into_the_product_gives_the_same_logits(architecture):
     import torch
 
-    from eval.fused_gelu import fuse_linear_gelu
+    from tagger.fused_gelu import fuse_linear_gelu
     torch.manual_seed(0)
     model, batch = tiny_model(architecture), padded_batch()
     with torch.inference_mode():
@@ -122,14 +122,14 @@ def test_gelu_fused_into_the_product_gives_the_same_logits(architecture):
 
 
 def test_only_the_exact_gelu_is_fused():
-    from eval.fused_gelu import fuse_linear_gelu
+    from tagger.fused_gelu import fuse_linear_gelu
     assert fuse_linear_gelu(tiny_model("bert", hidden_act="gelu_new")) == 0  # the tanh approximation
 
 
 def test_fused_product_and_gelu_compute_the_exact_gelu():
     import torch
 
-    from eval.fused_gelu import LinearGelu
+    from tagger.fused_gelu import LinearGelu
     torch.manual_seed(0)
     linear, x = torch.nn.Linear(16, 64), 3 * torch.randn(8, 16)  # wide inputs: approximations show
     with torch.inference_mode():
@@ -141,7 +141,7 @@ def test_other_architectures_are_scored_as_they_are():
     import torch
     from transformers import MPNetConfig, MPNetForSequenceClassification
 
-    from eval.predictor import make_forward
+    from tagger.predictor import make_forward
     torch.manual_seed(0)
     config = MPNetConfig(vocab_size=100, num_labels=4, **TINY["bert"])
     model, batch = MPNetForSequenceClassification(config).eval(), padded_batch()
@@ -155,7 +155,7 @@ def test_other_architectures_are_scored_as_they_are():
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
-    predictor = Predictor(smoke_model)
+    predictor = Tagger(smoke_model)
     predictor.tokenizer.padding_side = side
     token_ids = predictor.tokenizer(TEXTS, return_attention_mask=False)["input_ids"]
     expected = predictor.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")
@@ -169,7 +169,7 @@ def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
 def test_attention_padded_to_a_multiple_of_16_gives_the_same_logits(architecture, padding):
     import torch
 
-    from eval.padded_attention import pad_attention_to_multiples_of_16
+    from tagger.padded_attention import pad_attention_to_multiples_of_16
     torch.manual_seed(0)
     model, batch = tiny_model(architecture), padded_batch()  # 9 tokens: padded to 16 inside attention
     if not padding:

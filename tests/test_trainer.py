@@ -3,9 +3,9 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from eval.metrics import report, sigmoid, tune_thresholds
+from tagger.labels import multi_hot
+from tagger.metrics import report, sigmoid, tune_thresholds
 from train.config import ConfigError, TrainConfig
-from train.labels import multi_hot
 from train.model import SCRATCH_TINY, load_base_model
 from train.run import scored
 from train.trainer import build_trainer, mixed_precision, positive_weights

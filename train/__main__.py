@@ -1,6 +1,6 @@
 """python -m train --config configs/NAME.yaml [--option value ...] [--debug]"""
 
-from train.cli import run_command
+from tagger.cli import run_command
 from train.config import load_config
 from train.run import run
 

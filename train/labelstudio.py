@@ -23,10 +23,10 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tqdm.auto import tqdm
 
-from train.annotations import read_export
-from train.artifacts import atomic_file
-from train.cli import UserError, run_command
-from train.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
+from tagger.annotations import read_export
+from tagger.artifacts import atomic_file
+from tagger.cli import UserError, run_command
+from tagger.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,10 @@ def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: 
     page by page; then add a Data Manager tab that lists the least certain tasks first.
     Pushing a model version again replaces its earlier predictions, so a re-run (after
     retraining, or after a push that failed midway) leaves one set, not two."""
-    from eval.predictor import Predictor  # torch is loaded only for this command
+    from tagger.predictor import Tagger  # torch is loaded only for this command
 
     checked_project(client, url, project_id)
-    predictor, version = Predictor(model_dir), version or Path(model_dir).name
+    predictor, version = Tagger(model_dir), version or Path(model_dir).name
     earlier = [p.id for p in call(url, client.predictions.list, project=project_id) if p.model_version == version]
     pushed, page = 0, []
     tasks = call(url, client.tasks.list, project=project_id, page_size=PAGE, fields="all")

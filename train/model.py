@@ -6,13 +6,11 @@ import os
 import urllib.request
 from dataclasses import dataclass
 
-import torch
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
-                          DistilBertConfig, DistilBertForSequenceClassification, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig,
+                          DistilBertForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase)
 
-from train.cli import UserError
-from train.labels import ID2LABEL, LABEL2ID
+from tagger.cli import UserError
+from tagger.labels import ID2LABEL, LABEL2ID
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +93,6 @@ def tiny_distilbert():
     config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2,
                               n_heads=2, max_position_embeddings=512, **classifier_settings())
     return DistilBertForSequenceClassification(config), tokenizer
-
-
-def skip_cudnn_attention() -> None:
-    """Leave cuDNN out of PyTorch's attention kernels (process-wide; flash and memory-efficient
-    remain). It is PyTorch's first choice for bf16 on recent GPUs, and it builds a plan for each
-    new batch shape: with dynamic padding nearly every batch is new. On an H100 (DistilBERT-base,
-    bf16, side by side), training ran 7.5x (batch 16) to 1.2x (batch 1024) faster without it, and
-    the predictor's first pass over 2,000 sentences 4.5x faster in batches of 256, later passes
-    the same."""
-    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def first_line(error: Exception) -> str:

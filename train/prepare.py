@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pysbd
 
-from train.artifacts import write_json
-from train.cli import UserError, run_command
+from tagger.artifacts import write_json
+from tagger.cli import UserError, run_command
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import torch
 import transformers
-import yaml
 from accelerate import PartialState
 from transformers import set_seed
 
-from eval.metrics import apply_thresholds, report, sigmoid, tune_thresholds
-from train import artifacts
-from train.annotations import read_exports
+from tagger import artifacts
+from tagger.annotations import read_exports
+from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
@@ -30,15 +29,10 @@ def run(config: TrainConfig) -> Path:
     return train_on(config, splits, summary)
 
 
-def trained_options(model_dir: Path) -> dict:
-    """The options the run in model_dir was trained with (its train_config.yaml)."""
-    return yaml.safe_load((Path(model_dir) / "train_config.yaml").read_text())
-
-
 def splits_as_trained(model_dir: Path, data_files=None):
     """(splits, summary) rebuilt exactly as the run in model_dir made them, from its saved
     options, over its own data files or the ones given."""
-    options = trained_options(model_dir)
+    options = artifacts.trained_options(model_dir)
     sentences, summary = read_exports(data_files or options["data_files"], options["tie_break"])
     # Runs from before split_seed existed split with their seed.
     split_seed = options.get("split_seed", options["seed"])

@@ -14,9 +14,9 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from sklearn.model_selection import StratifiedGroupKFold
 
-from train.annotations import Sentence
-from train.cli import UserError
-from train.labels import LABELS, multi_hot
+from tagger.annotations import Sentence
+from tagger.cli import UserError
+from tagger.labels import LABELS, multi_hot
 
 
 def make_splits(sentences: list[Sentence], validation_fraction: float, test_fraction: float,

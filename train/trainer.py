@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import torch
-from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
-                          TrainingArguments)
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
-from eval.metrics import apply_thresholds, report, sigmoid, tune_thresholds
+from tagger.gpu import skip_cudnn_attention
+from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
 from train.config import ConfigError, TrainConfig
-from train.model import skip_cudnn_attention
 
 # A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
 MAX_POS_WEIGHT = 10.0

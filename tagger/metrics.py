@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
-from train.labels import LABELS
+from tagger.labels import LABELS
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sklearn.metrics import cohen_kappa_score
 
-from train.cli import UserError
-from train.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
+from tagger.cli import UserError
+from tagger.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
 
 
 class ExportError(UserError, ValueError):

@@ -7,13 +7,13 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from eval.first_token import last_layer_first_token_only
-from eval.fused_gelu import fuse_linear_gelu
-from eval.metrics import sigmoid
-from eval.padded_attention import pad_attention_to_multiples_of_16
-from train.cli import UserError
-from train.labels import LABELS
-from train.model import skip_cudnn_attention
+from tagger.cli import UserError
+from tagger.first_token import last_layer_first_token_only
+from tagger.fused_gelu import fuse_linear_gelu
+from tagger.gpu import skip_cudnn_attention
+from tagger.labels import LABELS
+from tagger.metrics import sigmoid
+from tagger.padded_attention import pad_attention_to_multiples_of_16
 
 
 class ModelFolderError(UserError):
@@ -26,11 +26,17 @@ MODES = ("fp32", "bf16", "onnx-int8")
 BATCH_SIZE = {"cuda": 256, "cpu": 64}
 
 
-class Predictor:
-    """Scores sentences with a model folder written by `python -m train`.
+class Tagger:
+    """Tags sentences with a model folder written by `python -m train`:
 
-    Modes: fp32 (PyTorch), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16 instructions),
-    onnx-int8 (ONNX Runtime with int8 weights, CPU)."""
+        tagger = Tagger.from_pretrained("models/news")
+        tagger.tag(["Troops withdrew from Kherson."])
+        # [{"text": ..., "labels": ["withdrawal"], "scores": {"withdrawal": 0.97, ...}}]
+
+    Labels come from the per-class thresholds tuned in training (thresholds.json); `scores`
+    alone gives the sigmoid scores as an array. Modes: fp32 (PyTorch, the default: the same
+    scores as `transformers.pipeline`), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16
+    instructions), onnx-int8 (ONNX Runtime with int8 weights, CPU; slightly less accurate)."""
 
     def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "fp32"):
         if mode not in MODES:
@@ -43,6 +49,19 @@ class Predictor:
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
         self.forward = make_forward(self.model_dir, load_model(self.model_dir), self.tokenizer, mode)
+
+    @classmethod
+    def from_pretrained(cls, model_dir, mode: str = "fp32", batch_size: int | None = None) -> "Tagger":
+        return cls(model_dir, batch_size=batch_size, mode=mode)
+
+    def tag(self, texts: str | list[str]) -> dict | list[dict]:
+        """Labels (after the tuned thresholds) and scores per sentence, in input order; one
+        dict for one string."""
+        if isinstance(texts, str):
+            return self.tag([texts])[0]
+        scores = self.scores(texts)
+        return [{"text": text, "labels": labels, "scores": dict(zip(LABELS, map(float, row)))}
+                for text, row, labels in zip(texts, scores, self.labels(scores))]
 
     @torch.inference_mode()
     def scores(self, texts: list[str]) -> np.ndarray:
@@ -82,7 +101,7 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
     """A function from a tokenized batch to float32 logits (numpy), for the chosen mode."""
     last_layer_first_token_only(model)
     if mode == "onnx-int8":
-        from eval.onnx_int8 import int8_forward
+        from tagger.onnx_int8 import int8_forward
         return int8_forward(model_dir, model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":

@@ -9,8 +9,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from train.cli import UserError
-from train.labels import LABELS
+import yaml
+
+from tagger.cli import UserError
+from tagger.labels import LABELS
 
 
 def staging_dir(output_dir: Path) -> Path:
@@ -35,6 +37,14 @@ def check_output_dir(output_dir: Path, overwrite: bool, resume: bool) -> None:
                 f"{staging_dir(output_dir)} holds an interrupted run: pass --resume true to continue it, "
                 "or --overwrite_output_dir true to start over")
         shutil.rmtree(staging_dir(output_dir))
+
+
+def trained_options(model_dir: Path) -> dict:
+    """The options the run in model_dir was trained with (its train_config.yaml)."""
+    path = Path(model_dir) / "train_config.yaml"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {model_dir} is not a model folder written by `python -m train`")
+    return yaml.safe_load(path.read_text())
 
 
 def publish(finished: Path, output_dir: Path) -> None:
