@@ -5,8 +5,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_EXPORT = REPO / "data" / "seed_export.json"
-# The shared news corpus is read in place (publishers' text: never copied into the repo).
-NEWS_EXPORT = REPO.parent / "shared" / "data" / "ukraine-news-2022" / "annotations.json"
+NEWS_EXPORT = REPO / "data" / "news_batch1_export.json"  # the bundled news corpus, batch 1
+BUNDLED_EXPORTS = [SEED_EXPORT, NEWS_EXPORT, REPO / "data" / "news_batch2_export.json"]
 
 
 def choice(*labels):
@@ -36,13 +36,6 @@ def write_export(tmp_path):
             path.write_text(json.dumps(content))
         return path
     return write
-
-
-@pytest.fixture
-def news_export():
-    if not NEWS_EXPORT.is_file():
-        pytest.skip(f"shared news corpus not found at {NEWS_EXPORT}")
-    return NEWS_EXPORT
 
 
 @pytest.fixture(scope="session")

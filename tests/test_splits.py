@@ -1,8 +1,8 @@
 import pytest
 
-from conftest import SEED_EXPORT
-from train.annotations import Sentence, read_export
-from train.cli import UserError
+from conftest import BUNDLED_EXPORTS, SEED_EXPORT
+from tagger.annotations import Sentence, read_export, read_exports
+from tagger.cli import UserError
 from train.splits import cross_validation_splits, fingerprint, label_counts, make_splits, normalise
 
 LABELS_CYCLE = [("strike",), ("withdrawal",), ("evacuation",), ("atrocity_claim",), ()]
@@ -65,11 +65,14 @@ def test_too_few_articles_is_a_clear_error():
         make_splits(synthetic(articles=2), 0.15, 0.15, seed=1)
 
 
-def test_news_corpus_split_is_grouped_and_stratified(news_export):
-    sentences, _ = read_export(news_export)
+def test_the_bundled_corpus_splits_by_article_across_its_batches():
+    # 679 articles of batch 2 also have sentences in batch 1: the split must see both files.
+    sentences, _ = read_exports(BUNDLED_EXPORTS)
     splits = make_splits(sentences, 0.15, 0.15, seed=42)
-    groups = groups_by_split(splits)
-    assert not (groups["train"] & groups["test"]) and not (groups["validation"] & groups["test"])
+    articles = {name: set(splits[name]["group"]) for name in splits}
+    assert not (articles["train"] & articles["test"]) and not (articles["validation"] & articles["test"])
+    assert not articles["train"] & articles["validation"]
+    assert sum(map(len, splits.values())) == len(sentences) == 4775
     for name in ("validation", "test"):
         share = len(splits[name]) / len(sentences)
         assert 0.10 < share < 0.20, (name, share)

@@ -3,7 +3,7 @@
 Every YAML key is also a `--flag` (HfArgumentParser builds them from the fields), options on
 the command line win over the file, and an unknown key or a value of the wrong type is an error
 naming the file and the key. Defaults live here, each with the reason for it; a file in
-configs/ states only what differs.
+configs/ states only what differs, from these defaults or from the file it names as `base:`.
 """
 
 import dataclasses
@@ -15,11 +15,15 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
-from train.cli import UserError
+from tagger.cli import UserError
 
 
 class ConfigError(UserError, ValueError):
     pass
+
+
+# A config file may name another as its base and list only what differs from it.
+BASE_KEY = "base"
 
 
 @dataclass
@@ -86,7 +90,8 @@ def load_config(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path: Path, inheriting: tuple[Path, ...] = ()) -> dict:
+    """The file's options over those of its `base:` file (a path relative to it), recursively."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -95,11 +100,17 @@ def read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value")
+    inherited = {}
+    if BASE_KEY in values:
+        base = path.parent / str(values.pop(BASE_KEY))
+        if base.resolve() in [p.resolve() for p in (*inheriting, path)]:
+            raise ConfigError(f"{path}: {BASE_KEY} {base} leads back to itself")
+        inherited = read_yaml(base, (*inheriting, path))
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {unknown}; see `python -m train --help`")
-    return {key: coerce(path, key, value, fields[key].type) for key, value in values.items()}
+    return inherited | {key: coerce(path, key, value, fields[key].type) for key, value in values.items()}
 
 
 def coerce(path: Path, key: str, value, kind):
