@@ -1,11 +1,9 @@
-"""The saved model folder: written in a staging folder, then moved into place in one rename,
-so a crash never leaves a folder that looks complete."""
+"""The model folder's files: written atomically (a reader sees the old file or the new one,
+never half of one), the options it was trained with, and its model card."""
 
 import json
 import os
-import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,47 +13,12 @@ from tagger.cli import UserError
 from tagger.labels import LABELS
 
 
-def staging_dir(output_dir: Path) -> Path:
-    """Checkpoints and the model being saved live here until the run is complete."""
-    return output_dir.with_name(output_dir.name + ".partial")
-
-
-def check_output_dir(output_dir: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to clobber a finished model or an interrupted run, or to resume from nothing."""
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise UserError(
-            f"{output_dir} already holds a model; choose another --output_dir or pass "
-            "--overwrite_output_dir true (the old model stays until the new one is complete)")
-    checkpoints = staging_dir(output_dir) / "checkpoints"
-    if resume:
-        if not list(checkpoints.glob("checkpoint-*")):
-            raise UserError(f"{checkpoints}: no checkpoint to resume from")
-        return
-    if staging_dir(output_dir).exists():
-        if not overwrite:
-            raise UserError(
-                f"{staging_dir(output_dir)} holds an interrupted run: pass --resume true to continue it, "
-                "or --overwrite_output_dir true to start over")
-        shutil.rmtree(staging_dir(output_dir))
-
-
 def trained_options(model_dir: Path) -> dict:
     """The options the run in model_dir was trained with (its train_config.yaml)."""
     path = Path(model_dir) / "train_config.yaml"
     if not path.is_file():
         raise UserError(f"{path}: missing; {model_dir} is not a model folder written by `python -m train`")
     return yaml.safe_load(path.read_text())
-
-
-def publish(finished: Path, output_dir: Path) -> None:
-    """Move a complete model folder to output_dir, replacing an old one only at the end."""
-    old = None
-    if output_dir.exists():
-        old = output_dir.with_name(f"{output_dir.name}.old-{int(time.time())}")
-        os.rename(output_dir, old)
-    os.rename(finished, output_dir)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 @contextmanager

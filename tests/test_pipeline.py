@@ -13,6 +13,7 @@ from tagger import artifacts
 from tagger.cli import UserError
 from tagger.labels import LABELS
 from tagger.predictor import Tagger
+from train import output
 from train.config import load_config
 from train.run import run
 
@@ -40,7 +41,7 @@ def test_the_model_folder_describes_itself(model_dir):
     assert {"config.json", "model.safetensors", "tokenizer.json", "thresholds.json", "metrics.json",
             "run_info.json", "train_config.yaml", "README.md"} <= names
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)  # no pickles
-    assert not artifacts.staging_dir(model_dir).exists()
+    assert not output.staging_dir(model_dir).exists()
     info = json.loads((model_dir / "run_info.json").read_text())
     assert info["base_model"] == "scratch:tiny-distilbert" and len(info["data_fingerprint"]) == 64
     assert sum(info["split_sizes"].values()) == 165

@@ -1,18 +1,23 @@
 """One training run, step by step: read exports, split, fine-tune, tune thresholds, evaluate,
 save a self-describing model folder."""
 
+import dataclasses
 import logging
+import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import transformers
 from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from transformers import set_seed
 
 from tagger import artifacts
 from tagger.annotations import read_exports
 from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
+from train import checkpoints, output
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
@@ -45,28 +50,43 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
     output_dir = Path(config.output_dir)
-    # One process, or several under `accelerate launch` / torchrun (gloo on CPUs).
+    # One process, or several under `accelerate launch` / torchrun (gloo on CPUs). Only the main
+    # process writes the output folder, so only it holds the folder's lock.
     processes = PartialState(cpu=not torch.cuda.is_available())
-    if processes.is_main_process:
-        artifacts.check_output_dir(output_dir, config.overwrite_output_dir, config.resume)
-    processes.wait_for_everyone()
-    set_seed(config.seed)
-
-    base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
-    tokenized = splits.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
-                                                       max_length=config.max_length), batched=True)
-    work_dir = artifacts.staging_dir(output_dir)
-    trainer = build_trainer(config, base.model, base.tokenizer, tokenized, str(work_dir / "checkpoints"))
-    # True: the Trainer picks the latest checkpoint and restores optimizer, scheduler, RNG and
-    # early-stopping state with it.
-    trainer.train(resume_from_checkpoint=config.resume or None)
-
-    thresholds, metrics = tune_and_evaluate(trainer, tokenized)
-    info = run_info(config, base, splits, summary, processes.num_processes)
-    processes.wait_for_everyone()  # every process is done with the checkpoints
-    if processes.is_main_process:
-        save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
+    with output.exclusive(output_dir) if processes.is_main_process else nullcontext():
+        finished = [processes.is_main_process and output.prepare(output_dir, config.overwrite_output_dir,
+                                                                 config.resume)]
+        if broadcast_object_list(finished)[0]:
+            log.info("The interrupted run had finished; its model is in %s", output_dir)
+            return output_dir
+        set_seed(config.seed)
+        base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
+        tokenized = splits.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
+                                                           max_length=config.max_length), batched=True)
+        work_dir = output.staging_dir(output_dir)
+        with output.write_errors_reported(work_dir, output_dir):
+            trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
+            thresholds, metrics = tune_and_evaluate(trainer, tokenized)
+            info = run_info(config, base, splits, summary, processes.num_processes)
+            processes.wait_for_everyone()  # every process is done with the checkpoints
+            if processes.is_main_process:
+                save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
     return output_dir
+
+
+def fit(config: TrainConfig, base, tokenized, checkpoint_dir: Path, processes):
+    """Train, or with --resume continue from the newest complete checkpoint; the Trainer then
+    restores optimizer, scheduler, RNG and early-stopping state with it."""
+    resume_from = None
+    if config.resume:
+        with processes.main_process_first():  # the main process deletes incomplete checkpoints
+            resume_from = checkpoints.resume_point(checkpoint_dir, delete_incomplete=processes.is_main_process)
+    if resume_from is not None and checkpoints.training_stopped(resume_from):
+        log.info("Training had ended at %s: the best checkpoint is reloaded, no step is trained", resume_from.name)
+        config = dataclasses.replace(config, max_steps=checkpoints.step(resume_from))
+    trainer = build_trainer(config, base.model, base.tokenizer, tokenized, str(checkpoint_dir))
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    return trainer
 
 
 def tune_and_evaluate(trainer, tokenized) -> tuple[dict, dict]:
@@ -106,16 +126,18 @@ def scored(trainer, dataset):
 
 
 def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info) -> None:
-    model_dir = work_dir / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    trainer.save_model(str(model_dir))  # weights (safetensors), config.json with labels, tokenizer
-    (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_config.yaml says it all
-    artifacts.write_json(model_dir / "thresholds.json", thresholds)
-    artifacts.write_json(model_dir / "metrics.json", metrics)
-    artifacts.write_json(model_dir / "run_info.json", run_info)
-    artifacts.write_text_atomic(model_dir / "train_config.yaml", to_yaml(config))
-    artifacts.write_text_atomic(model_dir / "README.md", artifacts.model_card(run_info, metrics, thresholds))
-    artifacts.publish(model_dir, output_dir)
-    shutil.rmtree(work_dir)
+    """Write the model folder as staging/model.tmp, rename it to staging/model once complete,
+    then publish it to output_dir."""
+    building, model_dir = work_dir / "model.tmp", work_dir / "model"
+    if building.exists():
+        shutil.rmtree(building)
+    trainer.save_model(str(building))  # weights (safetensors), config.json with labels, tokenizer
+    (building / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_config.yaml says it all
+    artifacts.write_json(building / "thresholds.json", thresholds)
+    artifacts.write_json(building / "metrics.json", metrics)
+    artifacts.write_json(building / "run_info.json", run_info)
+    artifacts.write_text_atomic(building / "train_config.yaml", to_yaml(config))
+    artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds))
+    os.rename(building, model_dir)
+    output.publish(work_dir, output_dir)
     log.info("Saved the model to %s", output_dir)

@@ -89,6 +89,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         metric_for_best_model="macro_f1",
         greater_is_better=True,
         save_total_limit=2,  # the best and the latest, enough to resume
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience, on --resume
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         train_sampling_strategy="group_by_length",  # less padding per batch
