@@ -1,4 +1,5 @@
-# One command to set up and run: `make run` (train, evaluate, predict) or `make test`.
+# One command to set up and run: `make run` (train on the bundled corpus, evaluate, tag samples),
+# `make demo` (the same on the five seed articles, in a couple of minutes) or `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,10 +8,12 @@ TORCH_VERSION ?= 2.13.0
 # from PyTorch's CPU index when it answers (offline mirrors and wheel caches are used as they are).
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?= $(if $(shell command -v nvidia-smi),,$(shell $(PYTHON) -c "import urllib.request as r; r.urlopen('$(CPU_INDEX)/', timeout=5); print('$(CPU_INDEX)')" 2>/dev/null))
-CONFIG ?= configs/seed.yaml
-MODEL ?= models/seed-distilbert
+CONFIG ?= configs/news.yaml
+MODEL ?= models/news
+# Evaluation outputs go beside the model folder, not into it.
+OUTPUTS ?= $(MODEL)-outputs
 
-.PHONY: setup run train evaluate predict test test-fast
+.PHONY: setup run demo train evaluate predict test test-fast
 
 setup: $(VENV)/.installed
 
@@ -20,17 +23,26 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -e ".[dev]"
 	touch $@
 
-run: train evaluate predict
+run: train predict evaluate
+	@echo
+	@echo "The model is in $(MODEL)/ (a Hugging Face folder with thresholds.json). Tag sentences in Python:"
+	@echo '  from tagger import Tagger'
+	@echo '  tagger = Tagger.from_pretrained("$(MODEL)")'
+	@echo '  tagger.tag(["Russian troops withdrew from the city overnight."])'
+
+demo:
+	$(MAKE) run CONFIG=configs/seed.yaml MODEL=models/seed
 
 train: setup
 	$(BIN)/python -m train --config $(CONFIG) --output_dir $(MODEL) --overwrite_output_dir true
 
-evaluate: setup
-	$(BIN)/python -m eval --model $(MODEL) --data data/seed_export.json --split test
-
 predict: setup
-	$(BIN)/python -m eval.predict --model $(MODEL) --input data/sample_sentences.txt --output $(MODEL)/sample_predictions.jsonl
-	cat $(MODEL)/sample_predictions.jsonl
+	$(BIN)/python -m eval.predict --model $(MODEL) --input data/sample_sentences.txt --output $(OUTPUTS)/sample_predictions.jsonl
+	cat $(OUTPUTS)/sample_predictions.jsonl
+
+# Test split of the data the model was trained on, rebuilt from its saved split seed.
+evaluate: setup
+	$(BIN)/python -m eval --model $(MODEL) --split test --output-dir $(OUTPUTS)
 
 test: setup
 	$(BIN)/python -m pytest
