@@ -177,6 +177,51 @@ def test_an_export_interrupted_midway_leaves_nothing(server, keys, project, tmp_
         yield next(iter(chunks))
         raise httpx.RemoteProtocolError("peer closed connection")
     monkeypatch.setattr(client.projects.exports, "download", cut_off)
-    with pytest.raises(UserError, match="the export was interrupted"):
+    with pytest.raises(UserError, match="the transfer was interrupted"):
         labelstudio.export(client, server.url, project[0], tmp_path / "e.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def dies_on_call(method, number):
+    """method, but the server goes away on its number-th call."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            raise httpx.RemoteProtocolError("server went away")
+        return method(*args, **kwargs)
+    return wrapped
+
+
+def test_an_import_broken_off_midway_is_finished_by_running_it_again(server, keys, monkeypatch):
+    client = labelstudio.connect(server.url, keys[0])
+    project_id = labelstudio.create_project(client, server.url, "broken import")
+    tasks = json.loads((REPO / "data/seed_tasks.json").read_text())[:12]
+    monkeypatch.setattr(labelstudio, "PAGE", 5)
+    real = client.projects.import_tasks
+    monkeypatch.setattr(client.projects, "import_tasks", dies_on_call(real, 2))
+    with pytest.raises(UserError, match=f"5 of 12 new tasks .* again with --project {project_id} to finish"):
+        labelstudio.import_tasks(client, server.url, project_id, tasks)
+    assert len(list(client.tasks.list(project=project_id))) == 5
+    monkeypatch.setattr(client.projects, "import_tasks", real)
+    labelstudio.import_tasks(client, server.url, project_id, tasks)
+    texts = sorted(task.data["text"] for task in client.tasks.list(project=project_id))
+    assert texts == sorted(task["data"]["text"] for task in tasks)  # each once
+
+
+def test_a_prediction_push_broken_off_midway_is_finished_by_running_it_again(server, keys, project, smoke_model,
+                                                                            monkeypatch):
+    project_id, tasks, _ = project
+    client = labelstudio.connect(server.url, keys[0])
+    monkeypatch.setattr(labelstudio, "PAGE", 5)
+    real = client.projects.import_predictions
+    monkeypatch.setattr(client.projects, "import_predictions", dies_on_call(real, 2))
+    with pytest.raises(UserError, match="cannot reach Label Studio"):
+        labelstudio.push_predictions(client, server.url, project_id, smoke_model, "broken")
+    versions = [p.model_version for task in tasks for p in client.predictions.list(task=task.id)]
+    assert versions.count("broken") == 5  # the first page is in
+    monkeypatch.setattr(client.projects, "import_predictions", real)
+    labelstudio.push_predictions(client, server.url, project_id, smoke_model, "broken")
+    for task in tasks:
+        assert [p.model_version for p in client.predictions.list(task=task.id)].count("broken") == 1

@@ -5,11 +5,10 @@ python -m train.labelstudio import  --url URL (--title NAME | --project ID) --ta
 python -m train.labelstudio export  --url URL --project ID --output FILE
 python -m train.labelstudio predict --url URL --project ID --model models/NAME
 
-The API key (a personal access token) is read from LABEL_STUDIO_API_KEY or --api-key. It is
+The API key (a personal access token) is read from LABEL_STUDIO_API_KEY or --api_key. It is
 never printed, logged or written: errors name the server and the problem, not the request.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from tagger.annotations import read_export
 from tagger.artifacts import atomic_file
-from tagger.cli import UserError, run_command
+from tagger.cli import ArgumentParser, UserError, add_model_option, run_command
 from tagger.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def check_label_config(label_config: str, where: str) -> None:
 
 def connect(url: str, api_key: str | None) -> LabelStudio:
     if not api_key:
-        raise UserError("no Label Studio API key: set LABEL_STUDIO_API_KEY or pass --api-key")
+        raise UserError("no Label Studio API key: set LABEL_STUDIO_API_KEY or pass --api_key")
     try:
         client = LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=60)
     except Exception as error:  # the SDK exchanges the token at once; hide its message
@@ -92,9 +91,22 @@ def checked_project(client: LabelStudio, url: str, project_id: int):
 
 
 def import_tasks(client: LabelStudio, url: str, project_id: int, tasks: list[dict]) -> None:
-    for start in range(0, len(tasks), PAGE):
-        call(url, client.projects.import_tasks, id=project_id, request=tasks[start:start + PAGE])
-    log.info("Imported %d tasks into project %d", len(tasks), project_id)
+    """Import page by page. Tasks whose data the project already holds are skipped, so an
+    import that broke off midway is finished by running it again on the same project."""
+    present = {task_key(task.data) for task in iterate(url, call(url, client.tasks.list, project=project_id,
+                                                                   page_size=PAGE, fields="all"))}
+    missing = [task for task in tasks if task_key(task.get("data", task)) not in present]
+    for start in range(0, len(missing), PAGE):
+        try:
+            call(url, client.projects.import_tasks, id=project_id, request=missing[start:start + PAGE])
+        except UserError as error:
+            raise UserError(f"{error}; {start} of {len(missing)} new tasks were imported into project {project_id}: "
+                            f"run the import again with --project {project_id} to finish it") from None
+    log.info("Imported %d tasks into project %d (%d already there)", len(missing), project_id, len(tasks) - len(missing))
+
+
+def task_key(data: dict) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
 def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_seconds: float = 1.0) -> None:
@@ -122,11 +134,11 @@ def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_se
 
 
 def iterate(url: str, chunks):
-    """Chunks of a streamed download; a connection lost midway is a clear error."""
+    """Chunks of a streamed download or pages of a listing; a connection lost midway is a clear error."""
     try:
         yield from chunks
     except (httpx.HTTPError, OSError) as error:
-        raise UserError(f"{url}: the export was interrupted ({type(error).__name__}); nothing was written") from None
+        raise UserError(f"{url}: the transfer was interrupted ({type(error).__name__}); nothing was written") from None
 
 
 def certainty(scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
@@ -192,18 +204,17 @@ def push_page(client, url, project_id, predictor, tasks, version) -> int:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.labelstudio", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser("python -m train.labelstudio", __doc__)
     parser.add_argument("command", choices=["import", "export", "predict"])
     parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://localhost:8080")
-    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
+    parser.add_argument("--api_key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
                         help="Personal access token (default: $LABEL_STUDIO_API_KEY).")
     parser.add_argument("--project", type=int, help="Project id.")
     parser.add_argument("--title", help="import: create a project with this title.")
     parser.add_argument("--tasks", type=Path, help="import: tasks JSON from `python -m train.prepare`.")
     parser.add_argument("--output", type=Path, help="export: file to write.")
-    parser.add_argument("--model", type=Path, help="predict: model folder from `python -m train`.")
-    parser.add_argument("--model-version", help="predict: name shown in Label Studio (default: the folder name).")
+    add_model_option(parser, required=False, help="predict: model folder written by `python -m train`.")
+    parser.add_argument("--model_version", help="predict: name shown in Label Studio (default: the folder name).")
     args = parser.parse_args(argv)
     needs = {"export": ("project", "output"), "predict": ("project", "model"), "import": ("tasks",)}
     missing = [f"--{name}" for name in needs[args.command] if getattr(args, name) is None]
