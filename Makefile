@@ -42,7 +42,7 @@ predict: setup
 
 # Test split of the data the model was trained on, rebuilt from its saved split seed.
 evaluate: setup
-	$(BIN)/python -m eval --model $(MODEL) --split test --output-dir $(OUTPUTS)
+	$(BIN)/python -m eval --model $(MODEL) --split test
 
 test: setup
 	$(BIN)/python -m pytest

@@ -1,20 +1,20 @@
-"""python -m eval --model DIR [--data FILE...] [--split test] [--mode MODE] [--output-dir DIR]
+"""python -m eval --model DIR [--data FILE...] [--split test] [--mode MODE] [--output_dir DIR]
 
 Scores Label Studio exports (by default the ones the model was trained on) with a trained model
-and its saved thresholds, prints the per-class table and writes metrics.json (in --output-dir, by
-default the model folder's `eval/` subfolder). --mode scores as `eval.predict --mode` tags, to check what a faster mode costs.
+and its saved thresholds, prints the per-class table and writes metrics.json (in --output_dir, by
+default MODEL-outputs/eval/ beside the model folder). --mode scores as `eval.predict --mode` tags, to check what a faster mode costs.
 """
 
-import argparse
 import logging
 from pathlib import Path
 
 from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json
-from tagger.cli import run_command
+from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, add_tagger_options,
+                        default_output_dir, run_command, tagger_from)
 from tagger.labels import multi_hot
 from tagger.metrics import apply_thresholds, format_table, report
-from tagger.predictor import MODES, Tagger
+from tagger.predictor import Tagger
 from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
@@ -34,27 +34,25 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
     return list(splits[split]["text"]), list(splits[split]["labels"])
 
 
-def evaluate(model_dir: Path, data_files: list[str], split: str = "all", mode: str = "fp32") -> dict:
-    predictor = Tagger(model_dir, mode=mode)
-    texts, gold = evaluation_rows(model_dir, data_files, split)
-    return report(gold, apply_thresholds(predictor.scores(texts), predictor.thresholds))
+def evaluate(tagger: Tagger, data_files: list[str], split: str = "all") -> dict:
+    texts, gold = evaluation_rows(tagger.model_dir, data_files, split)
+    return report(gold, apply_thresholds(tagger.scores(texts), tagger.thresholds))
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="Model folder from `python -m train`.")
+    parser = ArgumentParser("python -m eval", __doc__)
+    add_model_option(parser)
     parser.add_argument("--data", nargs="+",
                         help="Label Studio JSON exports (default: the ones the model was trained on).")
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="Score every sentence (default), or one split rebuilt with the run's split seed.")
-    parser.add_argument("--mode", choices=MODES, default="fp32", help="Tagger mode, as in eval.predict.")
-    parser.add_argument("--output-dir", type=Path, help="Where metrics.json goes (default: MODEL/eval).")
+    add_tagger_options(parser)
+    add_output_dir_option(parser, "MODEL-outputs/eval")
     args = parser.parse_args(argv)
     data = args.data or trained_options(args.model)["data_files"]
-    result = evaluate(args.model, data, args.split, args.mode)
+    result = evaluate(tagger_from(args), data, args.split)
     print(format_table(result))
-    output_dir = args.output_dir or args.model / "eval"
+    output_dir = args.output_dir or default_output_dir(args.model, "eval")
     write_json(output_dir / "metrics.json", {"model": str(args.model), "data": data,
                                              "split": args.split, "mode": args.mode, **result})
     print(f"\nwrote {output_dir / 'metrics.json'}")

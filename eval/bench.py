@@ -1,4 +1,4 @@
-"""python -m eval.bench --model DIR [--sentences N] [--data EXPORT...] [--passes N] [--output FILE.json]
+"""python -m eval.bench --model DIR [--sentences N] [--data EXPORT...] [--passes N] [--output_dir DIR]
 
 Side by side, on the same sentences and the same saved model: the naive
 `pipeline("text-classification", model=DIR, top_k=None)` called as its docs show (default batch
@@ -29,10 +29,11 @@ from transformers import TrainerCallback
 
 from tagger.annotations import read_exports
 from tagger.artifacts import write_json
-from tagger.cli import run_command
+from tagger.cli import (MODES, ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
+                        run_command)
 from tagger.labels import LABELS, multi_hot
 from tagger.metrics import apply_thresholds, report
-from tagger.predictor import MODES, Tagger, read_thresholds
+from tagger.predictor import Tagger, read_thresholds
 from train.prepare import prepare
 
 REPO = Path(__file__).resolve().parent.parent
@@ -268,15 +269,14 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True)
+    parser = ArgumentParser("python -m eval.bench", __doc__)
+    add_model_option(parser)
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--data", nargs="*", default=[], help="Labeled exports: time on them and report macro-F1.")
     parser.add_argument("--passes", type=int, default=3, help="Timed passes after the first; the median is reported.")
     parser.add_argument("--train_batch_sizes", type=int, nargs="+", default=[16],
                         help="Batch sizes of the training runs (default: the configs' 16).")
-    parser.add_argument("--output", type=Path, help="JSON file (default: MODEL/bench.json).")
+    add_output_dir_option(parser, "MODEL-outputs/bench")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     texts, gold = bench_sentences(args.data, args.sentences)
@@ -294,7 +294,7 @@ def main(argv: list[str]) -> None:
                      for precision in training_precisions() for size in args.train_batch_sizes],
     }
     print(table(results))
-    write_json(args.output or args.model / "bench.json", results)
+    write_json((args.output_dir or default_output_dir(args.model, "bench")) / "bench.json", results)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""python -m eval.crossval --config configs/news.yaml [--folds 5] [--output_dir models/cv] [train options]
+"""python -m eval.crossval --config configs/news.yaml [--folds 5] [--output_dir models/cv] [training options]
 
 k-fold cross-validation grouped by article: k models, each tested on articles that none of
 the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. Prints
@@ -20,7 +20,7 @@ from tagger.cli import run_command
 from tagger.labels import LABELS
 from tagger.metrics import apply_thresholds, report
 from tagger.predictor import Tagger
-from train.config import load_config
+from train.config import config_parser, parse_config
 from train.run import train_on
 from train.splits import cross_validation_splits
 
@@ -56,11 +56,10 @@ def markdown(summary: dict, folds: int) -> str:
 
 
 def main(argv: list[str]) -> None:
-    folds = 5
-    if "--folds" in argv:
-        at = argv.index("--folds")
-        folds, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
-    config = load_config(argv)
+    parser = config_parser("python -m eval.crossval", __doc__)
+    parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
+    config, options = parse_config(argv, parser)
+    folds = options.folds
     sentences, summary = read_exports(config.data_files, config.tie_break)
     output_dir = Path(config.output_dir)
     results = []

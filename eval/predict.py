@@ -8,7 +8,6 @@ Input is read and written in chunks, so files of any size run in flat memory; th
 appears only when complete.
 """
 
-import argparse
 import itertools
 import json
 import logging
@@ -17,8 +16,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from tagger.artifacts import atomic_file
-from tagger.cli import UserError, run_command
-from tagger.predictor import MODES, Tagger
+from tagger.cli import (ArgumentParser, UserError, add_model_option, add_tagger_options, run_command,
+                        tagger_from)
+from tagger.predictor import Tagger
 from train.prepare import split_sentences
 
 log = logging.getLogger(__name__)
@@ -85,20 +85,15 @@ def count_lines(path: Path) -> int | None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="Model folder from `python -m train`.")
+    parser = ArgumentParser("python -m eval.predict", __doc__)
+    add_model_option(parser)
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True, help="JSONL file to write.")
     parser.add_argument("--format", choices=["auto", "lines", "jsonl", "articles"], default="auto",
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
-    parser.add_argument("--batch-size", type=int, help="Sentences per batch (default: 256 for fp32 and bf16 on a GPU, 64 otherwise).")
-    parser.add_argument("--mode", choices=MODES, default="fp32",
-                        help="fp32; bf16 (GPU, or CPU with bf16 instructions: fastest there); onnx-int8 "
-                             "(fastest on CPUs without bf16; slightly less accurate: measure it with "
-                             "`python -m eval --split test --mode onnx-int8`).")
+    add_tagger_options(parser)
     args = parser.parse_args(argv)
-    tagger = Tagger(args.model, batch_size=args.batch_size, mode=args.mode)
+    tagger = tagger_from(args)
     try:
         counts = predict_file(tagger, args.input, args.output, args.format)
     except UnicodeDecodeError as error:

@@ -1,13 +1,12 @@
-"""python -m eval.report --model DIR [--output-dir DIR]
+"""python -m eval.report --model DIR [--output_dir DIR]
 
 The whole harness on a trained model's own held-out test split (rebuilt from its saved split seed and
 fractions): the model and the baselines side by side, per-class metrics with bootstrap 95%
 intervals, PR curves with the chosen thresholds, TP/FP/FN per class, label co-occurrence,
 per-outlet scores, and a file of the model's errors, worst first. Writes report.md, metrics.json,
-errors.jsonl and PNG plots (default: MODEL/report/).
+errors.jsonl and PNG plots (default: MODEL-outputs/report/, beside the model folder).
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 from eval import plots
 from eval.baselines import BASELINES, test_predictions
 from tagger.artifacts import atomic_file, write_json, write_text_atomic
-from tagger.cli import run_command
+from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
+                        run_command)
 from tagger.labels import LABELS
 from tagger.metrics import AVERAGES, apply_thresholds, report
 from tagger.predictor import Tagger
@@ -144,12 +144,11 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--output-dir", type=Path, help="Default: MODEL/report.")
+    parser = ArgumentParser("python -m eval.report", __doc__)
+    add_model_option(parser)
+    add_output_dir_option(parser, "MODEL-outputs/report")
     args = parser.parse_args(argv)
-    output_dir = args.output_dir or args.model / "report"
+    output_dir = args.output_dir or default_output_dir(args.model, "report")
     build_report(args.model, output_dir)
     print((output_dir / "report.md").read_text())
 

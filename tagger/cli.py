@@ -1,11 +1,81 @@
-"""What every command shares: logging, and bad input reported as one clear line."""
+"""What every command shares: its argument parser and options, logging, and bad input reported
+as one clear line.
 
+The convention: options are spelled with underscores, as the Hugging Face options of
+`python -m train` are (`--output_dir`, `--per_device_train_batch_size`); every command accepts
+the hyphenated spelling too (`--output-dir`). Options that several commands take are defined
+once, here.
+"""
+
+import argparse
 import logging
 import sys
+from pathlib import Path
+
+# The Tagger's modes (tagger/predictor.py), here so that parsers need not load torch.
+MODES = ("fp32", "bf16", "onnx-int8")
 
 
 class UserError(Exception):
     """Bad input or setup the user can fix: shown as one line, the traceback only with --debug."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the repository's convention: `--an_option` also answers to `--an-option`,
+    no abbreviations, the module docstring as the help text."""
+
+    def __init__(self, prog: str, description: str | None = None, **kwargs):
+        super().__init__(prog=prog, description=description, allow_abbrev=False,
+                         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    def add_argument(self, *names, **kwargs):
+        return super().add_argument(*spellings(names), **kwargs)
+
+
+def spellings(names) -> list[str]:
+    """`--a-b` or `--a_b` -> ['--a_b', '--a-b']; positional names stay as they are."""
+    result = []
+    for name in names:
+        if name.startswith("--"):
+            for spelling in ("--" + name[2:].replace("-", "_"), "--" + name[2:].replace("_", "-")):
+                if spelling not in result:
+                    result.append(spelling)
+        else:
+            result.append(name)
+    return result
+
+
+def add_model_option(parser: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
+    parser.add_argument("--model", type=Path, required=required,
+                        help=help or "Model folder written by `python -m train`.")
+
+
+def add_tagger_options(parser: argparse.ArgumentParser) -> None:
+    """How the Tagger scores: --mode, --batch_size, --no_rewrites."""
+    parser.add_argument("--mode", choices=MODES, default="fp32",
+                        help="fp32 (default); bf16 (GPU, or a CPU with bf16 instructions: fastest there); "
+                             "onnx-int8 (fastest on CPUs without bf16; slightly less accurate: measure it "
+                             "with `python -m eval --split test --mode onnx-int8`).")
+    parser.add_argument("--batch_size", type=int,
+                        help="Sentences per batch (default: 256 for fp32 and bf16 on a GPU, 64 otherwise).")
+    parser.add_argument("--no_rewrites", action="store_true",
+                        help="Run the model as transformers builds it, without the exact speed-ups "
+                             "(for debugging and comparing; fp32 and bf16).")
+
+
+def tagger_from(args):
+    """The Tagger that add_model_option's and add_tagger_options' arguments ask for."""
+    from tagger.predictor import Tagger  # torch is loaded only by commands that score
+    return Tagger(args.model, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
+
+
+def add_output_dir_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--output_dir", type=Path, help=f"Folder for what the command writes (default: {default}).")
+
+
+def default_output_dir(model_dir: Path, command: str) -> Path:
+    """Evaluation outputs go beside the model folder, not into it: MODEL-outputs/COMMAND."""
+    return model_dir.with_name(f"{model_dir.name}-outputs") / command
 
 
 def run_command(main) -> None:

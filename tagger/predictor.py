@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tagger.cli import UserError
+from tagger.cli import MODES, UserError
 from tagger.first_token import last_layer_first_token_only
 from tagger.fused_gelu import fuse_linear_gelu
 from tagger.gpu import skip_cudnn_attention
@@ -20,7 +20,6 @@ class ModelFolderError(UserError):
     pass
 
 
-MODES = ("fp32", "bf16", "onnx-int8")
 # Sentences per batch. On an H100, bf16 scored 1.7x faster in batches of 256 than of 64; on a
 # CPU, batches larger than 64 gain nothing.
 BATCH_SIZE = {"cuda": 256, "cpu": 64}
@@ -36,11 +35,17 @@ class Tagger:
     Labels come from the per-class thresholds tuned in training (thresholds.json); `scores`
     alone gives the sigmoid scores as an array. Modes: fp32 (PyTorch, the default: the same
     scores as `transformers.pipeline`), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16
-    instructions), onnx-int8 (ONNX Runtime with int8 weights, CPU; slightly less accurate)."""
+    instructions), onnx-int8 (ONNX Runtime with int8 weights, CPU; slightly less accurate).
+    `rewrites=False` runs the model as transformers builds it, without the exact speed-ups
+    (first token only in the last layer, attention over a multiple of 16 keys, fused GELU): for
+    debugging and for comparing."""
 
-    def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "fp32"):
+    def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "fp32",
+                 rewrites: bool = True):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if mode == "onnx-int8" and not rewrites:
+            raise UserError("onnx-int8 exports the rewritten model; use fp32 or bf16 without rewrites")
         self.model_dir = Path(model_dir)
         self.thresholds = read_thresholds(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
@@ -48,11 +53,13 @@ class Tagger:
         self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
-        self.forward = make_forward(self.model_dir, load_model(self.model_dir), self.tokenizer, mode)
+        self.model = load_model(self.model_dir)
+        self.forward = make_forward(self.model_dir, self.model, self.tokenizer, mode, rewrites)
 
     @classmethod
-    def from_pretrained(cls, model_dir, mode: str = "fp32", batch_size: int | None = None) -> "Tagger":
-        return cls(model_dir, batch_size=batch_size, mode=mode)
+    def from_pretrained(cls, model_dir, mode: str = "fp32", batch_size: int | None = None,
+                        rewrites: bool = True) -> "Tagger":
+        return cls(model_dir, batch_size=batch_size, mode=mode, rewrites=rewrites)
 
     def tag(self, texts: str | list[str]) -> dict | list[dict]:
         """Labels (after the tuned thresholds) and scores per sentence, in input order; one
@@ -97,9 +104,11 @@ class Tagger:
                 for row in scores]
 
 
-def make_forward(model_dir: Path, model, tokenizer, mode: str):
-    """A function from a tokenized batch to float32 logits (numpy), for the chosen mode."""
-    last_layer_first_token_only(model)
+def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = True):
+    """A function from a tokenized batch to float32 logits (numpy), for the chosen mode; the
+    model is rewritten in place for speed unless `rewrites` is off."""
+    if rewrites:
+        last_layer_first_token_only(model)
     if mode == "onnx-int8":
         from tagger.onnx_int8 import int8_forward
         return int8_forward(model_dir, model, tokenizer)
@@ -108,8 +117,9 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str):
         skip_cudnn_attention()  # every batch has a new shape
     # bf16 weights, not autocast: on a CPU, autocast re-casts every weight on every call.
     model = model.to(device, torch.bfloat16 if mode == "bf16" else torch.float32)
-    fuse_linear_gelu(model)
-    pad_attention_to_multiples_of_16(model)  # after the first-token swap, which checks for plain "sdpa"
+    if rewrites:
+        fuse_linear_gelu(model)
+        pad_attention_to_multiples_of_16(model)  # after the first-token swap, which checks for plain "sdpa"
 
     def forward(batch):
         return model(**{key: tensor.to(device) for key, tensor in batch.items()}).logits.float().cpu().numpy()

@@ -21,6 +21,16 @@ def test_fast_modes_score_like_fp32(smoke_model, mode, tolerance):
     assert fast.shape == reference.shape and np.abs(fast - reference).max() < tolerance
 
 
+def test_the_rewrites_can_be_switched_off_and_change_no_score(smoke_model):
+    from tagger.first_token import FirstTokenLayer
+    texts = ["Russian troops withdrew from Kherson.", "A missile hit a depot.", "Talks resumed in Istanbul today."]
+    rewritten, plain = Tagger(smoke_model), Tagger(smoke_model, rewrites=False)
+    assert isinstance(rewritten.model.distilbert.transformer.layer[-1], FirstTokenLayer)
+    assert not any(isinstance(m, FirstTokenLayer) for m in plain.model.modules())
+    assert plain.model.config._attn_implementation == "sdpa" != rewritten.model.config._attn_implementation
+    np.testing.assert_allclose(rewritten.scores(texts), plain.scores(texts), atol=1e-5)
+
+
 def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
     import onnx
 
@@ -58,10 +68,10 @@ def test_no_sentences_no_scores(smoke_model):
 def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     result = subprocess.run([sys.executable, "-m", "eval.bench", "--model", str(smoke_model), "--sentences", "64",
                              "--data", str(REPO / "data/seed_export.json"), "--passes", "3",
-                             "--train_batch_sizes", "4", "8", "--output", str(tmp_path / "b.json")],
+                             "--train-batch-sizes", "4", "8", "--output_dir", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    bench = json.loads((tmp_path / "b.json").read_text())
+    bench = json.loads((tmp_path / "bench.json").read_text())
     assert set(bench["systems"]) == {"pipeline", "fp32", "bf16", "onnx-int8"}
     for system in bench["systems"].values():
         assert system["sentences_per_second"] > 0 and system["first_pass_sentences_per_second"] > 0

@@ -6,6 +6,7 @@ naming the file and the key. Defaults live here, each with the reason for it; a 
 configs/ states only what differs, from these defaults or from the file it names as `base:`.
 """
 
+import argparse
 import dataclasses
 import sys
 import typing
@@ -75,19 +76,32 @@ class TrainConfig:
     logging_steps: int = 10
 
 
-def load_config(argv: list[str] | None = None) -> TrainConfig:
-    """`--config FILE` (optional) gives the defaults; any other --option overrides them."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser(TrainConfig)
+def config_parser(prog: str = "python -m train", description: str | None = None) -> HfArgumentParser:
+    """Every TrainConfig field as an option (underscores, hyphens accepted too), plus --config."""
+    parser = HfArgumentParser(TrainConfig, prog=prog, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.allow_abbrev = False  # `--learning_rat` must be an error, not a guess
     parser.add_argument("--config", type=Path, help="YAML file of options (see configs/).")
+    return parser
+
+
+def load_config(argv: list[str] | None = None) -> TrainConfig:
+    """`--config FILE` (optional) gives the defaults; any other --option overrides them."""
+    return parse_config(argv)[0]
+
+
+def parse_config(argv: list[str] | None = None, parser: HfArgumentParser | None = None):
+    """(TrainConfig, all parsed options): for commands that add options of their own to
+    config_parser()."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = parser or config_parser()
     options, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise ConfigError(f"unknown option(s) {unknown}; see `python -m train --help`")
+        raise ConfigError(f"unknown option(s) {unknown}; see `{parser.prog} --help`")
     if options.config is not None:
         parser.set_defaults(**read_yaml(options.config))
         options = parser.parse_args(argv)
-    return TrainConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig)})
+    return TrainConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig)}), options
 
 
 def read_yaml(path: Path, inheriting: tuple[Path, ...] = ()) -> dict:

@@ -8,7 +8,6 @@ Each task carries the sentence plus article id, sentence index and title, the co
 annotators see and that keeps splits grouped by article.
 """
 
-import argparse
 import hashlib
 import json
 import logging
@@ -17,7 +16,7 @@ from pathlib import Path
 import pysbd
 
 from tagger.artifacts import write_json
-from tagger.cli import UserError, run_command
+from tagger.cli import ArgumentParser, UserError, run_command
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +96,7 @@ def prepare(inputs: list[Path]) -> list[dict]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser("python -m train.prepare", __doc__)
     parser.add_argument("--input", type=Path, nargs="+", required=True, help="Articles: folder, .txt or .jsonl.")
     parser.add_argument("--output", type=Path, required=True, help="Label Studio tasks JSON to write.")
     args = parser.parse_args(argv)

@@ -1,0 +1,39 @@
+"""One command-line convention for every command: options with underscores, hyphens accepted."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from tagger.cli import ArgumentParser, add_model_option, add_tagger_options
+
+COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "train.labelstudio",
+            "train.prepare"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_spells_options_one_way_and_accepts_the_other(command):
+    result = subprocess.run([sys.executable, "-m", command, "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    options = set(re.findall(r"--[a-z][a-z0-9_-]*", result.stdout))
+    for option in options:
+        name = option[2:]
+        assert "--" + name.replace("-", "_") in options and "--" + name.replace("_", "-") in options, option
+
+
+def test_both_spellings_reach_the_same_option():
+    parser = ArgumentParser("test")
+    add_model_option(parser)
+    add_tagger_options(parser)
+    underscored = parser.parse_args(["--model", "m", "--batch_size", "8", "--no_rewrites"])
+    hyphenated = parser.parse_args(["--model", "m", "--batch-size", "8", "--no-rewrites"])
+    assert vars(underscored) == vars(hyphenated) and underscored.batch_size == 8 and underscored.no_rewrites
+
+
+def test_an_abbreviated_option_is_an_error():
+    parser = ArgumentParser("test")
+    add_tagger_options(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--batch", "8"])
