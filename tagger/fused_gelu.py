@@ -30,8 +30,11 @@ def fuse_linear_gelu(model: nn.Module) -> int:
     block of a model on a CPU with oneDNN; returns how many blocks were fused (0: model unchanged)."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return 0
-    if next(model.parameters()).device.type != "cpu":
+    weights = next(model.parameters())
+    if weights.device.type != "cpu":
         return 0
+    if weights.dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return 0  # a CPU without bf16 instructions: oneDNN has no bf16 kernel to fuse into
     fused = 0
     for module in model.modules():
         for block, product, activation in BLOCKS:
