@@ -5,7 +5,9 @@ whole articles (`--format articles`: each .txt file, or each JSONL `text`, is sp
 sentences). Output: JSONL, one object per sentence with `text`, `labels` (after the model's
 saved thresholds) and `scores` (label -> probability); articles add `article` and `sentence_index`.
 Input is read and written in chunks, so files of any size run in flat memory; the output file
-appears only when complete.
+appears only when complete. Several processes or GPUs share the work and write the same file:
+
+    accelerate launch --multi_gpu --num_processes 4 -m eval.predict --model DIR --input FILE --output FILE.jsonl
 """
 
 import itertools
@@ -13,6 +15,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from tagger.artifacts import atomic_file
@@ -62,19 +66,60 @@ def article_records(text: str, article: str):
         yield {"article": article, "sentence_index": index, "text": sentence}
 
 
-def predict_file(tagger: Tagger, input_path: Path, output_path: Path, kind: str = "auto") -> dict:
-    counts = {"sentences": 0, "empty": 0}
+def predict_file(tagger: Tagger, input_path: Path, output_path: Path, kind: str = "auto",
+                 process: int = 0, processes: int = 1, wait_for_everyone=lambda: None) -> dict:
+    """Tag every sentence of input_path into output_path. With several processes (`accelerate
+    launch`, torchrun), each reads the input, scores every processes-th chunk into a shard of its
+    own, and the first merges the shards in input order: the same file as one process writes."""
+    counts = {"sentences": 0, "empty": 0, "scored_here": 0}
     records = read_records(input_path, kind, counts)
     total = None if kind == "articles" else count_lines(input_path)  # one fast pass, for the ETA
-    with atomic_file(output_path) as out, tqdm(total=total, desc="lines", unit=" line", mininterval=1) as progress:
-        while chunk := list(itertools.islice(records, CHUNK)):
-            for record, tags in zip(chunk, tagger.tag([r["text"] for r in chunk])):
-                record.update(labels=tags["labels"], scores={l: round(s, 5) for l, s in tags["scores"].items()})
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    target = output_path if processes == 1 else shard(output_path, process)
+    with atomic_file(target) as out, tqdm(total=total, desc="lines", unit=" line", mininterval=1,
+                                          disable=process != 0) as progress:
+        for index in itertools.count():
+            chunk = list(itertools.islice(records, CHUNK))
+            if not chunk:
+                break
+            if index % processes == process:
+                write_tagged(out, tagger, chunk)
+                counts["scored_here"] += len(chunk)
             counts["sentences"] += len(chunk)
             progress.n = counts["sentences"] + counts["empty"]
             progress.refresh()
+    if processes > 1:
+        wait_for_everyone()
+        if process == 0:
+            merge_shards(output_path, processes)
+        wait_for_everyone()
     return counts
+
+
+def write_tagged(out, tagger: Tagger, chunk: list[dict]) -> None:
+    for record, tags in zip(chunk, tagger.tag([r["text"] for r in chunk])):
+        record.update(labels=tags["labels"], scores={l: round(s, 5) for l, s in tags["scores"].items()})
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def shard(output_path: Path, process: int) -> Path:
+    return output_path.with_name(f".{output_path.name}.shard-{process}")
+
+
+def merge_shards(output_path: Path, processes: int) -> None:
+    """Chunk k of the input is the (k // processes)-th chunk of shard k % processes: take the
+    shards' chunks in turn until one has none left."""
+    shards = [shard(output_path, process).open(encoding="utf-8") for process in range(processes)]
+    try:
+        with atomic_file(output_path) as out:
+            for turn in itertools.count():
+                lines = list(itertools.islice(shards[turn % processes], CHUNK))
+                if not lines:
+                    break
+                out.writelines(lines)
+    finally:
+        for process, handle in enumerate(shards):
+            handle.close()
+            shard(output_path, process).unlink()
 
 
 def count_lines(path: Path) -> int | None:
@@ -93,13 +138,23 @@ def main(argv: list[str]) -> None:
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
     add_tagger_options(parser)
     args = parser.parse_args(argv)
+    # One process, or one per GPU (or CPU process) under `accelerate launch` / torchrun: the
+    # state is made first, so that each process's model goes to its own GPU.
+    state = PartialState(cpu=not torch.cuda.is_available())
     tagger = tagger_from(args)
     try:
-        counts = predict_file(tagger, args.input, args.output, args.format)
+        counts = predict_file(tagger, args.input, args.output, args.format, state.process_index,
+                              state.num_processes, state.wait_for_everyone)
     except UnicodeDecodeError as error:
         raise UserError(f"{args.input}: not UTF-8 (bad byte at offset {error.start})") from None
-    log.info("Tagged %d sentences into %s (%d empty lines skipped, %d sentences truncated to %d tokens)",
-             counts["sentences"], args.output, counts["empty"], tagger.truncated, tagger.max_length)
+    if state.num_processes > 1:
+        log.info("Process %d of %d scored %d of %d sentences (%d truncated to %d tokens)", state.process_index,
+                 state.num_processes, counts["scored_here"], counts["sentences"], tagger.truncated, tagger.max_length)
+    elif tagger.truncated:
+        log.info("%d sentences were truncated to %d tokens", tagger.truncated, tagger.max_length)
+    if state.is_main_process:
+        log.info("Tagged %d sentences into %s (%d empty lines skipped)", counts["sentences"], args.output,
+                 counts["empty"])
 
 
 if __name__ == "__main__":

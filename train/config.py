@@ -74,6 +74,20 @@ class TrainConfig:
     eval_steps: int = field(default=0, metadata={
         "help": "Evaluate every N steps; 0 evaluates once per epoch."})
     logging_steps: int = 10
+    # --- tracking and publishing (Hugging Face TrainingArguments names) ---
+    report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
+        "help": "Where the Trainer logs besides the console: 'none', or any of 'tensorboard', 'mlflow', "
+                "'wandb', ... that is installed ('all': every one installed)."})
+    logging_dir: str = field(default="", metadata={
+        "help": "TensorBoard's folder (default: OUTPUT_DIR-outputs/runs, beside the model)."})
+    push_to_hub: bool = field(default=False, metadata={
+        "help": "Upload the finished model folder (thresholds.json and model card included) to the "
+                "Hugging Face Hub as hub_model_id."})
+    hub_model_id: str = field(default="", metadata={"help": "Hub repository for push_to_hub, e.g. 'org/news-tagger'."})
+
+    def __post_init__(self):
+        if self.push_to_hub and not self.hub_model_id:
+            raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
 
 
 def config_parser(prog: str = "python -m train", description: str | None = None) -> HfArgumentParser:

@@ -17,7 +17,7 @@ from transformers import set_seed
 from tagger import artifacts
 from tagger.annotations import read_exports
 from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
-from train import checkpoints, output
+from train import checkpoints, hub, output
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
@@ -141,3 +141,5 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     os.rename(building, model_dir)
     output.publish(work_dir, output_dir)
     log.info("Saved the model to %s", output_dir)
+    if config.push_to_hub:
+        hub.push(output_dir, config.hub_model_id)

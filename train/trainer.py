@@ -64,8 +64,15 @@ def dataloader_options(on_gpu: bool) -> dict:
             "dataloader_pin_memory": on_gpu}
 
 
+def logging_dir(config: TrainConfig) -> str:
+    """TensorBoard's folder: beside the model, not in the staging folder, which goes at the end."""
+    return config.logging_dir or f"{config.output_dir}-outputs/runs"
+
+
 def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArguments:
     strategy = "steps" if config.eval_steps > 0 else "epoch"
+    # transformers 5 reads TensorBoard's folder from the environment only.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = logging_dir(config)
     on_gpu = torch.cuda.is_available()
     if on_gpu:
         skip_cudnn_attention()  # process-wide; it slowed bf16 training up to 7.5x
@@ -95,7 +102,9 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         train_sampling_strategy="group_by_length",  # less padding per batch
         **dataloader_options(on_gpu),
         use_cpu=not on_gpu,  # also what makes several CPU processes train together (gloo)
-        report_to="none",
+        report_to=config.report_to,
+        # push_to_hub is not passed on: the Trainer would push checkpoints; train.hub pushes the
+        # finished model folder, thresholds and model card included.
     )
 
 
