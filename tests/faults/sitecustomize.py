@@ -1,7 +1,10 @@
 """Fault injection for the reliability tests: Python imports this file at start-up when its
-folder is on PYTHONPATH. With KILL_AT=module:attribute (a function, or Class.method) the process
-kills itself with SIGKILL when that function is called for the KILL_AT_CALL-th time (default 1),
-before the call runs: a crash at a named point of a real `python -m train` run."""
+folder is on PYTHONPATH, and a real `python -m train` run then changes as the environment asks:
+
+- KILL_AT=module:attribute (a function, or Class.method): the process kills itself with SIGKILL
+  when that function is called for the KILL_AT_CALL-th time (default 1), before the call runs;
+- LOSSES=FILE: each logged training loss is appended to FILE as "step loss";
+- GPU_DATALOADER=1: the dataloader settings a GPU gets (worker processes), without pinning."""
 
 import functools
 import importlib
@@ -27,5 +30,27 @@ def kill_at(target: str, wanted: int) -> None:
     setattr(owner, name, killing)
 
 
+def record_losses(path: str) -> None:
+    import transformers
+    log = transformers.Trainer.log
+
+    def logged(self, logs, *args, **kwargs):
+        if "loss" in logs:
+            with open(path, "a") as losses:
+                losses.write(f"{self.state.global_step} {logs['loss']}\n")
+        return log(self, logs, *args, **kwargs)
+    transformers.Trainer.log = logged
+
+
+def gpu_dataloader() -> None:
+    import train.trainer
+    options = train.trainer.dataloader_options
+    train.trainer.dataloader_options = lambda on_gpu: options(on_gpu=True) | {"dataloader_pin_memory": False}
+
+
 if os.environ.get("KILL_AT"):
     kill_at(os.environ["KILL_AT"], int(os.environ.get("KILL_AT_CALL", "1")))
+if os.environ.get("LOSSES"):
+    record_losses(os.environ["LOSSES"])
+if os.environ.get("GPU_DATALOADER"):
+    gpu_dataloader()

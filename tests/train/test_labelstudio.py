@@ -6,19 +6,34 @@ import subprocess
 import sys
 
 import httpx
-import labelstudio_server
 import pytest
 from label_studio_sdk import LabelStudio
 
+import labelstudio_server
 from conftest import REPO
 from tagger.annotations import read_export
 from tagger.cli import UserError
 from tagger.labels import LABELS
 from train import labelstudio
+from train.labelstudio import check_label_config, config_labels
 
 pytestmark = pytest.mark.labelstudio
 
 SECOND = ("annotator2@example.com", "annotator-password-2")
+
+
+def test_labeling_config_matches_the_label_set():
+    text = (REPO / "data" / "label_config.xml").read_text()
+    assert config_labels(text) == ("text", set(LABELS))
+    check_label_config(text, "data/label_config.xml")
+    assert 'choice="multiple"' in text
+
+
+def test_a_labeling_config_with_other_labels_is_refused():
+    text = (REPO / "data" / "label_config.xml").read_text().replace('"evacuation"', '"evac"')
+    with pytest.raises(UserError, match="does not match this repository"):
+        check_label_config(text, "project 3")
+
 
 
 @pytest.fixture(scope="module")

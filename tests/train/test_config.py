@@ -1,13 +1,9 @@
 import re
 
-
 import pytest
 
 from conftest import REPO
-from tagger.cli import UserError
-from tagger.labels import LABELS
 from train.config import ConfigError, TrainConfig, load_config
-from train.labelstudio import check_label_config, config_labels
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -83,16 +79,3 @@ def test_missing_config_file(tmp_path):
 def test_unknown_command_line_option_is_an_error():
     with pytest.raises(ConfigError, match="unknown option"):
         load_config(["--learning_rat", "0.1"])
-
-
-def test_labeling_config_matches_the_label_set():
-    text = (REPO / "data" / "label_config.xml").read_text()
-    assert config_labels(text) == ("text", set(LABELS))
-    check_label_config(text, "data/label_config.xml")
-    assert 'choice="multiple"' in text
-
-
-def test_a_labeling_config_with_other_labels_is_refused():
-    text = (REPO / "data" / "label_config.xml").read_text().replace('"evacuation"', '"evac"')
-    with pytest.raises(UserError, match="does not match this repository"):
-        check_label_config(text, "project 3")

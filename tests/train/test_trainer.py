@@ -4,7 +4,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from tagger.labels import multi_hot
-from tagger.metrics import report, sigmoid, tune_thresholds
+from tagger.metrics import sigmoid
 from train.config import ConfigError, TrainConfig
 from train.model import SCRATCH_TINY, load_base_model
 from train.run import scored
@@ -42,32 +42,6 @@ def test_positive_weights_are_negatives_over_positives_capped():
     assert positive_weights([[1, 0, 1, 1], [0, 1, 1, 0], [0, 0, 1, 0]]).tolist() == [2.0, 2.0, 1.0, 2.0]
 
 
-def test_thresholds_are_tuned_per_class_for_best_f1():
-    gold = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
-    scores = np.array([[0.30, 0.1, 0.1, 0.1], [0.25, 0.2, 0.1, 0.1], [0.22, 0.9, 0.1, 0.1],
-                       [0.20, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1]])
-    thresholds = tune_thresholds(gold, scores)
-    assert 0.20 < thresholds["withdrawal"] <= 0.22  # all three positives, no negative
-    assert thresholds["strike"] == 0.5  # one positive: too few to tune on
-    assert thresholds["evacuation"] == 0.5
-
-
-def test_report_matches_hand_counts():
-    gold = [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]
-    pred = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]]
-    result = report(gold, pred)
-    assert result["per_class"]["withdrawal"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
-    assert result["per_class"]["strike"]["precision"] == 0.5
-    assert result["micro"]["f1"] == 2 * (2 / 3 * 2 / 3) / (4 / 3)
-
-
-def test_a_sentence_rightly_left_without_events_counts_as_right_in_the_samples_average():
-    gold = [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]
-    pred = [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]]
-    # Per sentence F1: 1 (nothing, rightly), 0 (a false event), 2/3 (one of two events found).
-    assert report(gold, pred)["samples"]["f1"] == (1 + 0 + 2 / 3) / 3
-
-
 def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
     """Thresholds and reported metrics must fit the scores `eval` and `eval.predict` give (fp32)."""
     torch.manual_seed(0)
@@ -101,3 +75,45 @@ def test_mixed_precision_on_a_cpu():
 def test_mixed_precision_on_a_gpu():
     assert mixed_precision("auto") == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert mixed_precision("fp16") == "fp16"
+
+
+def smoke_config(tmp_path, *options):
+    from conftest import REPO
+    from train.config import load_config
+    return load_config(["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(tmp_path / "m"),
+                        "--max_steps", "2", *options])
+
+
+def test_tracking_options_reach_the_trainer_and_tensorboard_writes_its_events(tmp_path):
+    from train.run import run
+    from train.trainer import training_arguments
+    config = smoke_config(tmp_path, "--report_to", "tensorboard", "--logging_dir", str(tmp_path / "tb"))
+    assert training_arguments(config, str(tmp_path / "checkpoints")).report_to == ["tensorboard"]
+    run(config)
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_tensorboard_logs_beside_the_model_by_default_and_nowhere_unless_asked(tmp_path):
+    from train.run import run
+    from train.trainer import logging_dir, training_arguments
+    quiet = smoke_config(tmp_path)
+    assert training_arguments(quiet, str(tmp_path / "checkpoints")).report_to == []
+    assert logging_dir(quiet) == f"{tmp_path / 'm'}-outputs/runs"
+    run(quiet)
+    assert not (tmp_path / "m-outputs").exists()
+
+
+def test_push_to_hub_needs_a_repository(tmp_path):
+    with pytest.raises(ConfigError, match="push_to_hub needs hub_model_id"):
+        smoke_config(tmp_path, "--push_to_hub", "true")
+
+
+def test_a_push_that_fails_says_so_in_one_line_and_keeps_the_model(tmp_path, monkeypatch):
+    from tagger.cli import UserError
+    from train.run import run
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing answers there
+    config = smoke_config(tmp_path, "--push_to_hub", "true", "--hub_model_id", "someone/news-tagger")
+    with pytest.raises(UserError, match=r"m is saved, but pushing it to the Hub as someone/news-tagger failed"):
+        run(config)
+    assert (tmp_path / "m" / "thresholds.json").is_file() and (tmp_path / "m" / "model.safetensors").is_file()
