@@ -13,7 +13,7 @@ from tagger.artifacts import trained_options, write_json
 from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, add_tagger_options,
                         default_output_dir, run_command, tagger_from)
 from tagger.labels import multi_hot
-from tagger.metrics import apply_thresholds, format_table, report
+from tagger.metrics import apply_thresholds, evaluation, format_table, report
 from tagger.predictor import Tagger
 from train.run import splits_as_trained
 
@@ -34,9 +34,10 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
     return list(splits[split]["text"]), list(splits[split]["labels"])
 
 
-def evaluate(tagger: Tagger, data_files: list[str], split: str = "all") -> dict:
+def evaluate(tagger: Tagger, data_files: list[str], split: str = "all") -> tuple[int, dict]:
+    """(sentences scored, their report)."""
     texts, gold = evaluation_rows(tagger.model_dir, data_files, split)
-    return report(gold, apply_thresholds(tagger.scores(texts), tagger.thresholds))
+    return len(texts), report(gold, apply_thresholds(tagger.scores(texts), tagger.thresholds))
 
 
 def main(argv: list[str]) -> None:
@@ -50,11 +51,11 @@ def main(argv: list[str]) -> None:
     add_output_dir_option(parser, "MODEL-outputs/eval")
     args = parser.parse_args(argv)
     data = args.data or trained_options(args.model)["data_files"]
-    result = evaluate(tagger_from(args), data, args.split)
+    sentences, result = evaluate(tagger_from(args), data, args.split)
     print(format_table(result))
     output_dir = args.output_dir or default_output_dir(args.model, "eval")
-    write_json(output_dir / "metrics.json", {"model": str(args.model), "data": data,
-                                             "split": args.split, "mode": args.mode, **result})
+    write_json(output_dir / "metrics.json", evaluation(args.model, data, {args.split: (sentences, {"model": result})},
+                                                       mode=args.mode, rewrites=not args.no_rewrites))
     print(f"\nwrote {output_dir / 'metrics.json'}")
 
 

@@ -2,7 +2,8 @@
 
 k-fold cross-validation grouped by article: k models, each tested on articles that none of
 the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. Prints
-mean and spread of each class's F1 and writes crossval.json and crossval.md in output_dir.
+mean and spread of each class's F1 and writes metrics.json (each fold's test part as a split, and
+the summary) and crossval.md in output_dir.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
@@ -18,7 +19,7 @@ from tagger.annotations import read_exports
 from tagger.artifacts import write_json, write_text_atomic
 from tagger.cli import run_command
 from tagger.labels import LABELS
-from tagger.metrics import apply_thresholds, report
+from tagger.metrics import apply_thresholds, evaluation, report
 from tagger.predictor import Tagger
 from train.config import config_parser, parse_config
 from train.run import train_on
@@ -62,14 +63,17 @@ def main(argv: list[str]) -> None:
     folds = options.folds
     sentences, summary = read_exports(config.data_files, config.tie_break)
     output_dir = Path(config.output_dir)
-    results = []
+    results, sizes = [], []
     fold_splits = cross_validation_splits(sentences, folds, config.validation_fraction, config.split_seed)
     for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
         fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"))
         results.append(fold_scores(train_on(fold_config, splits, summary), splits))
+        sizes.append(len(splits["test"]))
     aggregated = summarise(results)
-    write_json(output_dir / "crossval.json", {"folds": folds, "summary": aggregated, "per_fold": results})
+    write_json(output_dir / "metrics.json", evaluation(
+        output_dir, config.data_files, {f"fold-{k} test": (n, fold) for k, (n, fold) in enumerate(zip(sizes, results))},
+        folds=folds, summary=aggregated))
     write_text_atomic(output_dir / "crossval.md", markdown(aggregated, folds))
     sys.stdout.write(markdown(aggregated, folds))
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from eval import plots
 from eval.baselines import BASELINES, test_predictions
-from tagger.artifacts import atomic_file, write_json, write_text_atomic
+from tagger.artifacts import atomic_file, trained_options, write_json, write_text_atomic
 from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
                         run_command)
 from tagger.labels import LABELS
-from tagger.metrics import AVERAGES, apply_thresholds, report
+from tagger.metrics import AVERAGES, apply_thresholds, evaluation, report
 from tagger.predictor import Tagger
 from train.run import splits_as_trained
 
@@ -89,12 +89,10 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
     scores = predictor.scores(texts)
     predicted = apply_thresholds(scores, predictor.thresholds)
     model = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
-    results = {
-        "model": str(model_dir), "test_sentences": len(texts), "thresholds": predictor.thresholds,
-        "systems": {"model": model, **baseline_results(splits, gold)},
-        "counts": counts(gold, predicted), "co_occurrence": co_occurrence(gold),
-        "by_outlet": by_outlet(gold, predicted, outlets),
-    }
+    results = evaluation(model_dir, trained_options(model_dir)["data_files"],
+                         {"test": (len(texts), {"model": model, **baseline_results(splits, gold)})},
+                         thresholds=predictor.thresholds, counts=counts(gold, predicted),
+                         co_occurrence=co_occurrence(gold), by_outlet=by_outlet(gold, predicted, outlets))
     output_dir.mkdir(parents=True, exist_ok=True)
     plots.pr_curves(gold, scores, predictor.thresholds, output_dir / "pr_curves.png")
     plots.co_occurrence(np.array(results["co_occurrence"]), output_dir / "co_occurrence.png")
@@ -107,10 +105,11 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
 
 
 def markdown(results: dict) -> str:
-    systems = results["systems"]
+    test = results["splits"]["test"]
+    systems = test["systems"]
     tfidf = systems["TF-IDF + logistic regression"]
     lines = [f"# Evaluation report: `{results['model']}`", "",
-             f"Held-out test split: {results['test_sentences']} sentences from articles unseen in training "
+             f"Held-out test split: {test['sentences']} sentences from articles unseen in training "
              "and validation; thresholds chosen on validation only. Brackets: bootstrap 95% intervals.", "",
              "## Model and baselines (F1)", "",
              "| system | " + " | ".join(LABELS) + " | macro-F1 | micro-F1 |",

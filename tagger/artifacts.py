@@ -56,7 +56,7 @@ def write_json(path: Path, data) -> None:
 
 
 def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float]) -> str:
-    test = metrics["test"]
+    test = metrics["splits"]["test"]["systems"]["model"]
     rows = "\n".join(
         f"| {label} | {test['per_class'][label]['precision']:.3f} | {test['per_class'][label]['recall']:.3f} "
         f"| {test['per_class'][label]['f1']:.3f} | {test['per_class'][label]['support']} | {thresholds[label]:.3f} |"

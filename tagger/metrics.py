@@ -32,6 +32,15 @@ def report(y_true, y_pred) -> dict:
     return result
 
 
+def evaluation(model, data, splits: dict[str, tuple[int, dict[str, dict]]], **extra) -> dict:
+    """The one layout of every metrics.json (a training run's, `eval`'s, `eval.report`'s and
+    `eval.crossval`'s): {"model", "data", "splits": {split: {"sentences": n, "systems": {system:
+    report(...)}}}, ...}, where the trained model is the system "model" and extra keys add to it."""
+    return {"model": str(model), "data": [str(f) for f in data],
+            "splits": {name: {"sentences": int(n), "systems": systems} for name, (n, systems) in splits.items()},
+            **extra}
+
+
 def scores(precision, recall, f1, support) -> dict:
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(support)}
 

@@ -29,6 +29,15 @@ def cli(*args, check=True):
     return result
 
 
+def assert_one_layout(metrics: dict, splits: set, systems: set) -> None:
+    """Every metrics.json, whichever command wrote it: model, data, splits -> systems -> report."""
+    assert {"model", "data", "splits"} <= set(metrics) and set(metrics["splits"]) == splits
+    for split in metrics["splits"].values():
+        assert split["sentences"] > 0 and set(split["systems"]) == systems
+        for system in split["systems"].values():
+            assert set(system["per_class"]) == set(LABELS) and "f1" in system["macro"]
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     output = tmp_path_factory.mktemp("run") / "smoke"
@@ -46,7 +55,8 @@ def test_the_model_folder_describes_itself(model_dir):
     assert info["base_model"] == "scratch:tiny-distilbert" and len(info["data_fingerprint"]) == 64
     assert sum(info["split_sizes"].values()) == 165
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert set(metrics["test"]["per_class"]) == set(LABELS)
+    assert_one_layout(metrics, {"validation", "test"}, {"model"})
+    assert metrics["splits"]["test"]["sentences"] == info["split_sizes"]["test"]
     assert "claims reported in news, not verified facts" in (model_dir / "README.md").read_text()
 
 
@@ -64,10 +74,12 @@ def test_eval_command_prints_the_table_and_writes_metrics(model_dir, tmp_path):
                  "--output-dir", str(tmp_path))
     assert "macro avg" in result.stdout and "atrocity_claim" in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    saved = json.loads((model_dir / "metrics.json").read_text())["test"]
+    assert_one_layout(metrics, {"test"}, {"model"})
+    scored = metrics["splits"]["test"]["systems"]["model"]
+    saved = json.loads((model_dir / "metrics.json").read_text())["splits"]["test"]["systems"]["model"]
     for label in LABELS:  # the test split rebuilt by eval is the one training reported on
-        assert metrics["per_class"][label] == pytest.approx(saved["per_class"][label])
-    assert {"micro", "macro", "weighted"} <= set(metrics)
+        assert scored["per_class"][label] == pytest.approx(saved["per_class"][label])
+    assert {"micro", "macro", "weighted"} <= set(scored)
 
 
 def test_eval_command_scores_in_the_mode_asked_for(model_dir, tmp_path):
@@ -133,9 +145,10 @@ def test_predict_refuses_a_folder_without_thresholds(model_dir, tmp_path):
 def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
     cli("eval.report", "--model", str(model_dir), "--output-dir", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics["systems"]) == {"model", "always none", "keyword rules", "TF-IDF + logistic regression"}
-    assert metrics["systems"]["always none"]["micro"]["f1"] == 0
-    for system in metrics["systems"].values():
+    systems = metrics["splits"]["test"]["systems"]
+    assert_one_layout(metrics, {"test"}, {"model", "always none", "keyword rules", "TF-IDF + logistic regression"})
+    assert systems["always none"]["micro"]["f1"] == 0
+    for system in systems.values():
         for label in LABELS:
             low, high = system["ci95"][label]
             assert low <= system["per_class"][label]["f1"] <= high
@@ -147,7 +160,10 @@ def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
 
 def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
     result = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--output_dir", str(tmp_path))
-    summary = json.loads((tmp_path / "crossval.json").read_text())["summary"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert_one_layout(metrics, {"fold-0 test", "fold-1 test", "fold-2 test"}, {"model", "TF-IDF + logistic regression"})
+    assert sum(split["sentences"] for split in metrics["splits"].values()) == 165  # each sentence tested once
+    summary = metrics["summary"]
     assert set(summary) == {"model", "TF-IDF + logistic regression"}
     for system in summary.values():
         for name in (*LABELS, "macro"):

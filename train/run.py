@@ -16,7 +16,7 @@ from transformers import set_seed
 
 from tagger import artifacts
 from tagger.annotations import read_exports
-from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
+from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
 from train import checkpoints, hub, output
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
@@ -66,7 +66,7 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
         work_dir = output.staging_dir(output_dir)
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
-            thresholds, metrics = tune_and_evaluate(trainer, tokenized)
+            thresholds, metrics = tune_and_evaluate(trainer, tokenized, config)
             info = run_info(config, base, splits, summary, processes.num_processes)
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
@@ -89,13 +89,14 @@ def fit(config: TrainConfig, base, tokenized, checkpoint_dir: Path, processes):
     return trainer
 
 
-def tune_and_evaluate(trainer, tokenized) -> tuple[dict, dict]:
+def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, dict]:
     """Per-class thresholds from validation only, then validation and test metrics with them."""
     validation = scored(trainer, tokenized["validation"])
     thresholds = tune_thresholds(*validation)
     test = scored(trainer, tokenized["test"])
-    return thresholds, {name: report(gold, apply_thresholds(scores, thresholds))
-                        for name, (gold, scores) in (("validation", validation), ("test", test))}
+    return thresholds, evaluation(config.output_dir, config.data_files, {
+        name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds))})
+        for name, (gold, scores) in (("validation", validation), ("test", test))})
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict:
