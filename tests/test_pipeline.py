@@ -83,11 +83,11 @@ def test_eval_command_prints_the_table_and_writes_metrics(model_dir, tmp_path):
 
 
 def test_eval_command_scores_in_the_mode_asked_for(model_dir, tmp_path):
-    from tagger.onnx_int8 import CACHED
+    from tagger.onnx_int8 import cached_path
     cli("eval", "--model", str(model_dir), "--data", str(SEED_EXPORT), "--split", "test", "--mode", "onnx-int8",
         "--output-dir", str(tmp_path))
     assert json.loads((tmp_path / "metrics.json").read_text())["mode"] == "onnx-int8"
-    assert (model_dir / CACHED).is_file()  # the int8 model was built and used
+    assert cached_path(model_dir).is_file()  # the int8 model was built and used
 
 
 def test_predict_command_on_lines_jsonl_and_articles(model_dir, tmp_path):

@@ -29,9 +29,9 @@ def test_the_rewrites_can_be_switched_off_and_change_no_score(smoke_model):
 def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
     import onnx
 
-    from tagger.onnx_int8 import CACHED
+    from tagger.onnx_int8 import cached_path
     Tagger(smoke_model, mode="onnx-int8")  # exports on first use
-    graph = onnx.load(smoke_model / CACHED).graph
+    graph = onnx.load(cached_path(smoke_model)).graph
     scales = {tensor.name: list(tensor.dims) for tensor in graph.initializer if tensor.name.endswith("_scale")}
     weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
     shapes = [scales[weight.removesuffix("_quantized") + "_scale"] for weight in weights]
