@@ -256,7 +256,8 @@ def table(results: dict) -> str:
         lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
                      f"{r['first_pass_sentences_per_second']:10.1f}{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
     flops, work = results["matmul_flops"], results["flops_per_sentence"]
-    lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {flops['bf16'] / 1e9:.0f} GFLOP/s; "
+    bf16_bound = f"{flops['bf16'] / 1e9:.0f} GFLOP/s" if flops["bf16"] else "n/a (no bf16 units)"
+    lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {bf16_bound}; "
               f"per sentence ({work['tokens']:.0f} tokens): model {work['model'] / 1e9:.2f} GFLOP, "
               f"predictor {work['predictor'] / 1e9:.2f} GFLOP (last layer for the first token only)"]
     for run in results["training"]:
@@ -287,7 +288,9 @@ def main(argv: list[str]) -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "sentences": len(texts), "flops_per_sentence": flops_per_sentence(args.model, texts),
-        "matmul_flops": {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)},
+        # Without bf16 units the bf16 product is emulated, far from any bound (and takes minutes).
+        "matmul_flops": {"fp32": matmul_flops(torch.float32),
+                         "bf16": matmul_flops(torch.bfloat16) if "bf16" in training_precisions() else None},
         "systems": side_by_side(args),
         "training": [{"mixed_precision": precision, "batch_size": size,
                       "samples_per_second": training_throughput(args.model, texts, precision, size)}
