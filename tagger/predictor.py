@@ -20,8 +20,8 @@ class ModelFolderError(UserError):
     pass
 
 
-# Sentences per batch. On an H100, bf16 scored 1.7x faster in batches of 256 than of 64; on a
-# CPU, batches larger than 64 gain nothing.
+# Sentences per batch: a GPU scores faster in larger batches, a CPU gains nothing past 64
+# (measured: docs/performance.md).
 BATCH_SIZE = {"cuda": 256, "cpu": 64}
 
 

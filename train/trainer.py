@@ -45,7 +45,7 @@ def validation_metrics(prediction) -> dict:
 
 def mixed_precision(choice: str) -> str:
     """'bf16', 'fp16' or 'no' for this machine. On a CPU, 'auto' stays fp32: bf16 autocast
-    trains about 1.3x faster on AMX, but it is opt-in there, as most CPUs lack bf16 units."""
+    trains faster on AMX (docs/performance.md), but it is opt-in there, as most CPUs lack bf16 units."""
     if choice == "fp16" and not torch.cuda.is_available():
         raise ConfigError("mixed_precision 'fp16' needs a GPU; on a CPU use 'bf16' or 'no'")
     if choice != "auto":
@@ -56,7 +56,7 @@ def mixed_precision(choice: str) -> str:
 
 
 def dataloader_options(on_gpu: bool) -> dict:
-    """Padding batches in worker processes keeps a GPU busy (1.25x at batch 16-1024 on an H100);
+    """Padding batches in worker processes keeps a GPU busy (docs/performance.md);
     on a CPU they would compete with training for the same cores. The workers are not persistent:
     such workers draw from the global random state once per run instead of once per epoch, which
     changed the length-grouped batch order of a resumed run from its second epoch on."""
