@@ -79,7 +79,9 @@ tagger = pipeline("text-classification", model="PATH_TO_THIS_FOLDER", top_k=None
 tagger("Russian forces withdrew from the city after heavy shelling.")
 ```
 The pipeline gives a sigmoid score per label. Turn scores into labels with the per-class
-thresholds in `thresholds.json` (tuned on validation), or use `python -m eval.predict`.
+thresholds in `thresholds.json` (tuned on validation): with this repository installed,
+`Tagger.from_pretrained("PATH_TO_THIS_FOLDER").tag(sentences)` (`from tagger import Tagger`) or
+`python -m eval.predict` do both.
 
 ## Data
 Label Studio exports: {", ".join(f"`{Path(f).name}`" for f in run_info["data_files"])};

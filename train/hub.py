@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from tagger.cli import UserError
+from train.model import first_line
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,6 @@ def push(model_dir: Path, repo_id: str) -> None:
         api.create_repo(repo_id, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=f"Upload {model_dir.name}")
     except Exception as error:  # network, authentication, offline mode: all the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{model_dir} is saved, but pushing it to the Hub as {repo_id} failed ({reason}); "
+        raise UserError(f"{model_dir} is saved, but pushing it to the Hub as {repo_id} failed ({first_line(error)}); "
                         f"push it later with `hf upload {repo_id} {model_dir}`") from None
     log.info("Pushed %s to the Hub: %s", model_dir, commit.commit_url)
