@@ -1,7 +1,10 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+import labelstudio_server
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_EXPORT = REPO / "data" / "seed_export.json"
@@ -45,3 +48,25 @@ def smoke_model(tmp_path_factory):
     from train.run import run
     output = tmp_path_factory.mktemp("smoke") / "smoke"
     return run(load_config(["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(output)]))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A real Label Studio server, started once for every test that talks to one."""
+    try:
+        server = labelstudio_server.start(tmp_path_factory.mktemp("label-studio"))
+    except labelstudio_server.Unavailable as error:
+        if os.environ.get("REQUIRE_LABEL_STUDIO"):
+            pytest.fail(f"Label Studio is required here: {error}")
+        pytest.skip(f"!!! LABEL STUDIO TESTS SKIPPED: {error} !!!")
+    yield server
+    labelstudio_server.stop(server)
+
+
+@pytest.fixture(scope="session")
+def keys(server):
+    """Personal access tokens of the admin and of a second annotator."""
+    from label_studio_sdk import LabelStudio
+    admin = server.token_for(*labelstudio_server.ADMIN)
+    invite = LabelStudio(base_url=server.url, api_key=admin).organizations.invites.get_invite_link()
+    return admin, server.token_for(*labelstudio_server.SECOND, invite_url=invite.invite_url)

@@ -16,6 +16,7 @@ import requests
 VERSION = "1.23.2"
 VENV = Path(os.environ.get("LABEL_STUDIO_VENV", Path.home() / ".cache" / "war-news-tagger" / f"label-studio-{VERSION}"))
 ADMIN = ("admin@example.com", "admin-password-1")
+SECOND = ("annotator2@example.com", "annotator-password-2")
 
 
 class Unavailable(RuntimeError):
@@ -70,7 +71,10 @@ def start(data_dir: Path, timeout: float = 240) -> Server:
     executable, port = install(), free_port()
     log = data_dir / "server.log"
     env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "LABEL_STUDIO_USERNAME": ADMIN[0],
-           "LABEL_STUDIO_PASSWORD": ADMIN[1], "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true"}
+           "LABEL_STUDIO_PASSWORD": ADMIN[1], "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+           # The ML backend under test runs on this machine: Label Studio refuses to call a
+           # loopback address, and to send it webhooks, unless told otherwise (docs/label-studio.md).
+           "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"}
     process = subprocess.Popen(
         [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
          "--data-dir", str(data_dir)], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,

@@ -4,9 +4,11 @@ and model predictions pushed back for annotators.
 python -m train.labelstudio import  --url URL (--title NAME | --project ID) --tasks data/seed_tasks.json
 python -m train.labelstudio export  --url URL --project ID --output FILE
 python -m train.labelstudio predict --url URL --project ID --model models/NAME
+python -m train.labelstudio serve   --model models/NAME [--config configs/X.yaml] [--port 9090]
 
-The API key (a personal access token) is read from LABEL_STUDIO_API_KEY or --api_key. It is
-never printed, logged or written: errors name the server and the problem, not the request.
+The address is read from LABEL_STUDIO_URL or --url, the API key (a personal access token) from
+LABEL_STUDIO_API_KEY or --api_key. The key is never printed, logged or written: errors name the
+server and the problem, not the request. `serve` is the ML backend (train/backend.py).
 """
 
 import json
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 
 from tagger.annotations import read_export
 from tagger.artifacts import atomic_file
-from tagger.cli import ArgumentParser, UserError, add_model_option, run_command
+from tagger.cli import ArgumentParser, UserError, add_model_option, add_tagger_options, run_command
 from tagger.labels import CHOICES_CONTROL, LABELS, TEXT_FIELD
 
 log = logging.getLogger(__name__)
@@ -109,10 +111,10 @@ def task_key(data: dict) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
-def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_seconds: float = 1.0) -> None:
+def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_seconds: float = 1.0):
     """Full JSON export of annotated tasks without cancelled annotations, made as a server-side
     snapshot and streamed to a temporary file; checked, then moved into place, so an
-    interrupted export leaves no partial file."""
+    interrupted export leaves no partial file. Returns the export's summary."""
     checked_project(client, url, project_id)
     snapshot = call(url, client.projects.exports.create, id=project_id, title="train.labelstudio export",
                     task_filter_options={"only_with_annotations": True},
@@ -131,6 +133,7 @@ def export(client: LabelStudio, url: str, project_id: int, output: Path, poll_se
         handle.flush()
         _, summary = read_export(Path(handle.name))
     log.info("Exported project %d to %s: %s", project_id, output, summary)
+    return summary
 
 
 def iterate(url: str, chunks):
@@ -149,10 +152,12 @@ def certainty(scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
     return margin.min(axis=1)
 
 
-def prediction(task_id: int, labels: list[str], score: float, version: str) -> dict:
+def prediction_result(labels: list[str], score: float, version: str) -> dict:
+    """One prediction in Label Studio's format: our Choices (none: an empty result), the task's
+    certainty as its score, and the model version."""
     result = [{"from_name": CHOICES_CONTROL, "to_name": TEXT_FIELD, "type": "choices",
                "value": {"choices": labels}}] if labels else []
-    return {"task": task_id, "result": result, "score": round(float(score), 4), "model_version": version}
+    return {"result": result, "score": round(float(score), 4), "model_version": version}
 
 
 def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: Path,
@@ -197,29 +202,19 @@ def push_page(client, url, project_id, predictor, tasks, version) -> int:
     if not tasks:
         return 0
     scores = predictor.scores([task.data[TEXT_FIELD] for task in tasks])
-    rows = [prediction(task.id, labels, score, version) for task, labels, score
+    rows = [{"task": task.id, **prediction_result(labels, score, version)} for task, labels, score
             in zip(tasks, predictor.labels(scores), certainty(scores, predictor.thresholds))]
     call(url, client.projects.import_predictions, id=project_id, request=rows)
     return len(rows)
 
 
 def main(argv: list[str]) -> None:
-    parser = ArgumentParser("python -m train.labelstudio", __doc__)
-    parser.add_argument("command", choices=["import", "export", "predict"])
-    parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://localhost:8080")
-    parser.add_argument("--api_key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
-                        help="Personal access token (default: $LABEL_STUDIO_API_KEY).")
-    parser.add_argument("--project", type=int, help="Project id.")
-    parser.add_argument("--title", help="import: create a project with this title.")
-    parser.add_argument("--tasks", type=Path, help="import: tasks JSON from `python -m train.prepare`.")
-    parser.add_argument("--output", type=Path, help="export: file to write.")
-    add_model_option(parser, required=False, help="predict: model folder written by `python -m train`.")
-    parser.add_argument("--model_version", help="predict: name shown in Label Studio (default: the folder name).")
-    args = parser.parse_args(argv)
-    needs = {"export": ("project", "output"), "predict": ("project", "model"), "import": ("tasks",)}
-    missing = [f"--{name}" for name in needs[args.command] if getattr(args, name) is None]
-    if missing or (args.command == "import" and (args.project is None) == (args.title is None)):
-        parser.error(f"{args.command} needs {' '.join(missing) or 'one of --project or --title'}")
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        from train.backend import serve  # Flask and torch only for this command
+        return serve(args)
+    if not args.url:
+        raise UserError("no Label Studio address: pass --url or set LABEL_STUDIO_URL")
     client = connect(args.url, args.api_key)
     if args.command == "export":
         export(client, args.url, args.project, args.output)
@@ -231,6 +226,51 @@ def main(argv: list[str]) -> None:
         checked_project(client, args.url, project_id)
         import_tasks(client, args.url, project_id, tasks)
         print(project_id)
+
+
+def parser() -> ArgumentParser:
+    main_parser = ArgumentParser("python -m train.labelstudio", __doc__)
+    commands = main_parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    connection = ArgumentParser("", add_help=False)
+    connection.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"),
+                            help="Label Studio address, e.g. http://localhost:8080 (default: $LABEL_STUDIO_URL).")
+    connection.add_argument("--api_key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
+                            help="Personal access token (default: $LABEL_STUDIO_API_KEY).")
+    imports = commands.add_parser("import", parents=[connection], help="Import tasks into a project.")
+    where = imports.add_mutually_exclusive_group(required=True)
+    where.add_argument("--project", type=int, help="Id of an existing project.")
+    where.add_argument("--title", help="Create a project with this title.")
+    imports.add_argument("--tasks", type=Path, required=True, help="Tasks JSON from `python -m train.prepare`.")
+    exports = commands.add_parser("export", parents=[connection], help="Export a project's annotations.")
+    exports.add_argument("--project", type=int, required=True, help="Project id.")
+    exports.add_argument("--output", type=Path, required=True, help="File to write.")
+    predicts = commands.add_parser("predict", parents=[connection], help="Push a model's predictions to a project.")
+    predicts.add_argument("--project", type=int, required=True, help="Project id.")
+    add_model_option(predicts)
+    predicts.add_argument("--model_version", help="Name shown in Label Studio (default: the folder name).")
+    add_serve_parser(commands)
+    return main_parser
+
+
+def add_serve_parser(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="Serve a model as a Label Studio ML backend.",
+        description="Serve a model as a Label Studio ML backend (docs/label-studio.md). Label Studio's address and "
+                    "personal access token, used when it asks for training, are read from LABEL_STUDIO_URL and "
+                    "LABEL_STUDIO_API_KEY; HTTP basic auth is on when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.")
+    add_model_option(serve)
+    serve.add_argument("--config", type=Path, default=Path("configs/news.yaml"),
+                       help="Training config for runs that Label Studio starts (default: configs/news.yaml).")
+    serve.add_argument("--data_files", type=Path, nargs="*", default=[],
+                       help="Exports to train on besides the project's annotations, e.g. the bundled ones "
+                            "(default: none).")
+    serve.add_argument("--train_every", type=int, default=0,
+                       help="Also train after this many new or updated annotations (default: 0, only when "
+                            "Start Training is pressed).")
+    serve.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: 127.0.0.1, this machine "
+                                                           "only; 0.0.0.0 for every interface).")
+    serve.add_argument("--port", type=int, default=9090, help="Port (default: 9090, as Label Studio's backends).")
+    add_tagger_options(serve)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ import pytest
 from conftest import REPO
 from tagger.cli import ArgumentParser, add_model_option, add_tagger_options
 
-COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "train.labelstudio",
-            "train.prepare"]
+COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "train.prepare",
+            *(f"train.labelstudio {command}" for command in ("import", "export", "predict", "serve"))]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_spells_options_one_way_and_accepts_the_other(command):
-    result = subprocess.run([sys.executable, "-m", command, "--help"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", *command.split(), "--help"], cwd=REPO, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     listed = result.stdout[result.stdout.index("\noptions:\n"):]  # not the description's examples
     options = set(re.findall(r"--[a-z][a-z0-9_-]*", listed))

@@ -19,9 +19,6 @@ from train.labelstudio import check_label_config, config_labels
 
 pytestmark = pytest.mark.labelstudio
 
-SECOND = ("annotator2@example.com", "annotator-password-2")
-
-
 def test_labeling_config_matches_the_label_set():
     text = (REPO / "data" / "label_config.xml").read_text()
     assert config_labels(text) == ("text", set(LABELS))
@@ -34,25 +31,6 @@ def test_a_labeling_config_with_other_labels_is_refused():
     with pytest.raises(UserError, match="does not match this repository"):
         check_label_config(text, "project 3")
 
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    try:
-        server = labelstudio_server.start(tmp_path_factory.mktemp("label-studio"))
-    except labelstudio_server.Unavailable as error:
-        if os.environ.get("REQUIRE_LABEL_STUDIO"):
-            pytest.fail(f"Label Studio is required here: {error}")
-        pytest.skip(f"!!! LABEL STUDIO TESTS SKIPPED: {error} !!!")
-    yield server
-    labelstudio_server.stop(server)
-
-
-@pytest.fixture(scope="module")
-def keys(server):
-    admin = server.token_for(*labelstudio_server.ADMIN)
-    invite = LabelStudio(base_url=server.url, api_key=admin).organizations.invites.get_invite_link()
-    return admin, server.token_for(*SECOND, invite_url=invite.invite_url)
 
 
 def cli(server, key, *args):

@@ -1,0 +1,360 @@
+"""The Label Studio ML backend (`python -m train.labelstudio serve`), always as the real server
+process: first its protocol and bad requests, then connected to a real Label Studio server that
+asks it for predictions and for training."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from label_studio_sdk import LabelStudio
+
+import labelstudio_server
+from conftest import REPO, SEED_EXPORT
+from tagger.labels import LABELS
+from tagger.predictor import Tagger
+from train.labelstudio import certainty
+
+LABEL_CONFIG = (REPO / "data" / "label_config.xml").read_text()
+OTHER_CONFIG = LABEL_CONFIG.replace('"evacuation"', '"evac"')
+SENTENCES = ["Russian troops withdrew from the city overnight.", "A missile struck a school in Kharkiv.",
+             "Residents were evacuated by bus.", "The weather was mild."]
+
+
+@dataclass
+class Backend:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def get(self, path, **kwargs):
+        return requests.get(self.url + path, timeout=60, **kwargs)
+
+    def post(self, path, body=None, **kwargs):
+        return requests.post(self.url + path, json=body, timeout=120, **kwargs)
+
+    def predict(self, texts, **kwargs):
+        return self.post("/predict", {"tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(texts)]}, **kwargs)
+
+    def last_training(self, timeout=600):
+        """/metrics' last_training once the run is over."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last = self.get("/metrics").json()["last_training"]
+            if last and last["status"] != "running":
+                return last
+            time.sleep(1)
+        raise AssertionError(f"training still running after {timeout} s; see {self.log}")
+
+
+def start_backend(model: Path, log: Path, *args, env=None) -> Backend:
+    port = labelstudio_server.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "train.labelstudio", "serve", "--model", str(model), "--port", str(port), *args],
+        cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    backend = Backend(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            requests.get(backend.url + "/health", timeout=2)  # any answer (401 with basic auth) means up
+            return backend
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    process.kill()
+    raise AssertionError(f"the backend did not start: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def run_backend(tmp_path):
+    started = []
+
+    def run(model, *args, env=None):
+        started.append(start_backend(model, tmp_path / f"backend-{len(started)}.log", *args, env=env))
+        return started[-1]
+    yield run
+    for backend in started:
+        backend.process.terminate()
+        backend.process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def backend(smoke_model, tmp_path_factory):
+    started = start_backend(smoke_model, tmp_path_factory.mktemp("backend") / "backend.log",
+                            env={"LABEL_STUDIO_URL": ""})
+    yield started
+    started.process.terminate()
+    started.process.wait(30)
+
+
+def choices(prediction) -> list[str]:
+    return [c for result in prediction["result"] for c in result["value"]["choices"]]
+
+
+def test_health_setup_and_predict_answer_as_label_studio_expects(backend, smoke_model):
+    health = backend.get("/health").json()
+    assert health["status"] == "UP" and health["model_class"] and backend.get("/").json() == health
+    setup = backend.post("/setup", {"project": "1.1700000000", "schema": LABEL_CONFIG})
+    assert setup.status_code == 200 and setup.json() == {"model_version": smoke_model.name}
+    answer = backend.post("/predict", {"tasks": [{"id": i, "data": {"text": t, "title": "x"}, "annotations": []}
+                                                 for i, t in enumerate(SENTENCES)],
+                                       "project": "1.1700000000", "label_config": LABEL_CONFIG, "params": {}})
+    results = answer.json()["results"]
+    tagger = Tagger(smoke_model)
+    scores = tagger.scores(SENTENCES)
+    assert [choices(r) for r in results] == tagger.labels(scores)  # batched in one request, same as the Tagger
+    assert [r["score"] for r in results] == pytest.approx(certainty(scores, tagger.thresholds), abs=1e-4)
+    assert {r["model_version"] for r in results} == {smoke_model.name}
+    assert all(r["result"] == [] or r["result"][0]["from_name"] == "event" for r in results)
+
+
+@pytest.mark.parametrize("path, body, status, reason", [
+    ("/predict", b"{not json", 400, "the body is not a JSON object"),
+    ("/predict", b'["a list"]', 400, "the body is not a JSON object"),
+    ("/predict", b'{"tasks": "Kyiv"}', 400, 'expected {"tasks": [...]}'),
+    ("/predict", b'{"tasks": [{"id": 1, "data": {"text": "ok"}}, {"id": 7, "data": {"title": "no text"}}]}', 400,
+     "task 1 (id 7): no text in data.text"),
+    ("/predict", b'{"tasks": [{"data": {"text": 5}}]}', 400, "task 0: no text in data.text"),
+    ("/predict", json.dumps({"tasks": [{"data": {"text": "x"}}], "label_config": OTHER_CONFIG}).encode(), 422,
+     "labeling config does not match this repository"),
+    ("/setup", json.dumps({"project": "4.1", "schema": OTHER_CONFIG}).encode(), 422,
+     "project 4.1: labeling config does not match"),
+    ("/setup", json.dumps({"project": "4.1", "schema": "<View><Choices"}).encode(), 422, "not valid XML"),
+    ("/webhook", b'{"action": "START_TRAINING", "project": 3}', 400, "START_TRAINING without project.id"),
+    ("/nowhere", b"{}", 404, "404 Not Found"),
+])
+def test_a_bad_request_gets_a_4xx_with_one_line_and_the_server_keeps_serving(backend, path, body, status, reason):
+    answer = requests.post(backend.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert reason in error and "\n" not in error
+    assert backend.predict(SENTENCES[:2]).status_code == 200
+
+
+def test_an_oversized_request_is_refused(backend):
+    from train.backend import MAX_REQUEST_BYTES
+    body = b'{"tasks": [' + b" " * MAX_REQUEST_BYTES + b"]}"
+    answer = requests.post(backend.url + "/predict", data=body, headers={"Content-Type": "application/json"},
+                           timeout=120)
+    assert answer.status_code == 413 and "413 Request Entity Too Large" in answer.json()["error"]
+    assert backend.predict(SENTENCES).status_code == 200
+
+
+def test_other_webhook_events_are_answered_at_once_and_ignored(backend):
+    for action in ("ANNOTATION_CREATED", "TASKS_CREATED", "PROJECT_UPDATED"):
+        answer = backend.post("/webhook", {"action": action, "project": {"id": 1}})
+        assert answer.status_code == 200 and answer.json() == {"status": "ignored"}
+    assert backend.get("/metrics").json()["last_training"] is None
+
+
+def test_basic_auth_from_the_environment(smoke_model, run_backend):
+    secured = run_backend(smoke_model, env={"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass"})
+    assert requests.get(secured.url + "/health", timeout=10).status_code == 401
+    assert secured.predict(SENTENCES, auth=("ls", "wrong")).status_code == 401
+    assert secured.predict(SENTENCES, auth=("ls", "s3cret-pass")).status_code == 200
+    assert secured.get("/health", auth=("ls", "s3cret-pass")).json()["status"] == "UP"
+    assert "s3cret-pass" not in secured.log.read_text()
+
+
+def test_a_half_set_basic_auth_stops_the_server_with_one_line(smoke_model):
+    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "serve", "--model", str(smoke_model)],
+                            cwd=REPO, capture_output=True, text=True, env={**os.environ, "BASIC_AUTH_USER": "ls"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"
+
+
+def test_training_without_a_label_studio_address_fails_and_keeps_serving(backend, smoke_model):
+    answer = backend.post("/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
+    assert answer.status_code == 201 and answer.json()["status"] == "started"
+    last = backend.last_training()
+    assert last["status"] == "failed" and last["reason"] == "no Label Studio address: set LABEL_STUDIO_URL"
+    assert backend.get("/metrics").json()["model_version"] == smoke_model.name
+    assert backend.predict(SENTENCES).json()["results"][0]["model_version"] == smoke_model.name
+
+
+# --- Connected to a real Label Studio server ---------------------------------------------------
+
+def annotated_seed_project(client, title: str, annotated: bool = True) -> int:
+    """The 165 seed sentences as tasks, each annotated with its gold labels (data/seed_labels.json)."""
+    gold = json.loads((REPO / "data/seed_labels.json").read_text())
+    tasks = json.loads((REPO / "data/seed_tasks.json").read_text())
+    if annotated:
+        tasks = [{**task, "annotations": [{"result": [
+            {"from_name": "event", "to_name": "text", "type": "choices",
+             "value": {"choices": gold[task["data"]["sentence_id"]]}}] if gold[task["data"]["sentence_id"]] else []}]}
+            for task in tasks]
+    project_id = client.projects.create(title=title, label_config=LABEL_CONFIG).id
+    client.projects.import_tasks(id=project_id, request=tasks)
+    return project_id
+
+
+@pytest.fixture(scope="module")
+def client(server, keys):
+    return LabelStudio(base_url=server.url, api_key=keys[0])
+
+
+@pytest.fixture
+def label_studio_env(server, keys):
+    return {"LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": keys[0]}
+
+
+def connect(client, project_id: int, backend: Backend) -> int:
+    """Project Settings > Model > Connect Model, through the API."""
+    return client.ml.create(project=project_id, url=backend.url, title="war news tagger").id
+
+
+def retrieve_predictions(client, project_id: int) -> dict[int, list]:
+    """The Data Manager's "Retrieve Predictions" on every task; then each task's predictions."""
+    client.actions.create(id="retrieve_tasks_predictions", project=project_id,
+                          selected_items={"all": True, "excluded": []})
+    return {task.id: list(client.predictions.list(task=task.id)) for task in client.tasks.list(project=project_id)}
+
+
+def weak_copy(model: Path, folder: Path) -> Path:
+    """The model with thresholds above every score: it tags nothing, so any trained model beats it."""
+    weak = folder / "weak"
+    shutil.copytree(model, weak)
+    (weak / "thresholds.json").write_text(json.dumps({label: 1.01 for label in LABELS}))
+    return weak
+
+
+@pytest.mark.labelstudio
+def test_label_studio_stores_our_predictions_and_sorts_the_least_certain_first(client, smoke_model, run_backend):
+    project_id = annotated_seed_project(client, "retrieve predictions", annotated=False)
+    backend = run_backend(smoke_model)
+    connect(client, project_id, backend)
+    stored = retrieve_predictions(client, project_id)
+    tasks = {task.id: task.data["text"] for task in client.tasks.list(project=project_id)}
+    assert len(stored) == 165 and all(len(predictions) == 1 for predictions in stored.values())
+    tagger = Tagger(smoke_model)
+    ids = sorted(tasks)
+    scores = tagger.scores([tasks[i] for i in ids])
+    expected = dict(zip(ids, certainty(scores, tagger.thresholds)))
+    for task_id, (prediction,) in stored.items():
+        assert prediction.model_version == smoke_model.name
+        assert prediction.score == pytest.approx(expected[task_id], abs=1e-4)
+    view = client.views.create(project=project_id, data={"title": "by score", "ordering": ["tasks:predictions_score"]})
+    first = next(iter(client.tasks.list(project=project_id, view=view.id, fields="all")))
+    assert expected[first.id] == pytest.approx(min(expected.values()), abs=1e-4)
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_start_training_switches_to_a_model_that_is_not_worse(client, smoke_model, run_backend, label_studio_env,
+                                                             tmp_path):
+    project_id = annotated_seed_project(client, "start training")
+    weak = weak_copy(smoke_model, tmp_path)
+    backend = run_backend(weak, "--config", "configs/smoke.yaml", env=label_studio_env)
+    ml_id = connect(client, project_id, backend)
+    assert {p[0].model_version for p in retrieve_predictions(client, project_id).values()} == {"weak"}
+    client.ml.train(id=ml_id)  # the "Start Training" button
+    again = backend.post("/webhook", {"action": "START_TRAINING", "project": {"id": project_id}})
+    assert again.status_code == 201 and again.json()["status"] == "already running"
+    last = backend.last_training()
+    assert last["status"] == "switched", last
+    version = last["model_version"]
+    assert version.startswith(f"weak-project{project_id}-") and backend.get("/metrics").json()["model_version"] == version
+    compared = last["validation"]
+    assert compared["candidate"]["macro"]["f1"] > compared["serving"]["macro"]["f1"] == 0
+    assert set(compared["candidate"]["per_class"]) == set(LABELS) and compared["serving_version"] == "weak"
+    assert weak.is_dir() and (tmp_path / version / "model.safetensors").is_file()  # the old folder is kept
+    assert len(list(tmp_path.glob("weak-project*-*[0-9]"))) == 1  # one run, not two
+    versions = {p.model_version for predictions in retrieve_predictions(client, project_id).values() for p in predictions}
+    assert versions == {"weak", version}
+
+
+@pytest.fixture(scope="module")
+def minilm_model(tmp_path_factory):
+    """The packaged MiniLM-L6 fine-tuned on the seed export: clearly better than the smoke config."""
+    from train.model import packaged_encoder_path
+    output = tmp_path_factory.mktemp("minilm") / "minilm"
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "--config", "configs/smoke.yaml", "--model_name_or_path",
+         packaged_encoder_path(), "--learning_rate", "1e-4", "--num_train_epochs", "4",
+         "--per_device_train_batch_size", "16", "--data_files", str(SEED_EXPORT), "--output_dir", str(output)],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_a_worse_model_is_not_switched_in(client, minilm_model, run_backend, label_studio_env):
+    project_id = annotated_seed_project(client, "worse model")
+    backend = run_backend(minilm_model, "--config", "configs/smoke.yaml", env=label_studio_env)
+    client.ml.train(id=connect(client, project_id, backend))
+    last = backend.last_training()
+    assert last["status"] == "kept", last
+    compared = last["validation"]
+    assert compared["candidate"]["macro"]["f1"] < compared["serving"]["macro"]["f1"]
+    assert "lower than" in last["reason"] and "of minilm on the same" in last["reason"]
+    assert compared["left_out_seen_by_serving_model"] == 0  # same data, same split: nothing to leave out
+    assert backend.get("/metrics").json()["model_version"] == "minilm"
+    assert (minilm_model.parent / last["model_version"]).is_dir()  # kept on disk, not served
+
+
+@pytest.mark.labelstudio
+@pytest.mark.parametrize("case, reason", [
+    ("no annotations", "no annotated"),
+    ("unreachable", "cannot reach Label Studio"),
+    ("wrong key", "the API key was refused"),
+])
+def test_a_failed_training_run_leaves_the_serving_model(client, smoke_model, run_backend, label_studio_env,
+                                                        case, reason):
+    project_id = annotated_seed_project(client, case, annotated=case != "no annotations")
+    env = dict(label_studio_env)
+    if case == "unreachable":
+        env["LABEL_STUDIO_URL"] = f"http://127.0.0.1:{labelstudio_server.free_port()}"
+    elif case == "wrong key":
+        env["LABEL_STUDIO_API_KEY"] = env["LABEL_STUDIO_API_KEY"][:-4] + "AAAA"
+    backend = run_backend(smoke_model, "--config", "configs/smoke.yaml", env=env)
+    backend.post("/webhook", {"action": "START_TRAINING", "project": {"id": project_id}})
+    last = backend.last_training()
+    assert last["status"] == "failed" and reason in last["reason"], last
+    assert backend.get("/metrics").json()["model_version"] == smoke_model.name
+    assert backend.predict(SENTENCES).status_code == 200
+    assert env["LABEL_STUDIO_API_KEY"] not in backend.log.read_text()
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_load_check_predictions_while_training(client, smoke_model, run_backend, label_studio_env, capsys):
+    """A benchmark, not a timed test: concurrent /predict requests of 100 tasks each while a
+    training run goes on; every request must be answered in full. Prints the figures.
+    LOAD_CHECK_MODEL=models/news serves a real model instead of the smoke one."""
+    project_id = annotated_seed_project(client, "load")
+    model = Path(os.environ.get("LOAD_CHECK_MODEL", smoke_model)).resolve()
+    backend = run_backend(model, "--config", "configs/smoke.yaml", env=label_studio_env)
+    batch = ((REPO / "data/sample_sentences.txt").read_text().splitlines() * 100)[:100]
+    client.ml.train(id=connect(client, project_id, backend))
+    latencies, failures, sent = [], [], []
+
+    def client_loop():
+        while backend.get("/metrics").json()["last_training"]["status"] == "running":
+            sent.append(1)
+            started = time.perf_counter()
+            answer = backend.predict(batch)
+            latencies.append(time.perf_counter() - started)
+            if answer.status_code != 200 or len(answer.json()["results"]) != len(batch):
+                failures.append(answer.status_code)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert backend.last_training()["status"] in ("switched", "kept")
+    assert failures == [] and len(latencies) == len(sent) > 0
+    with capsys.disabled():
+        p50, p95 = np.percentile(latencies, [50, 95]) * 1000
+        print(f"\nload check ({model.name}): {len(latencies)} /predict requests of {len(batch)} tasks from 4 clients during "
+              f"{elapsed:.0f} s of training: {len(latencies) / elapsed:.1f} requests/s, p50 {p50:.0f} ms, "
+              f"p95 {p95:.0f} ms, 0 errors")

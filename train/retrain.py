@@ -1,0 +1,111 @@
+"""Training from Label Studio, in the background of the ML backend: export the project's
+annotations, train a candidate with `python -m train`, and switch to it only if it scores at
+least as well as the serving model on the same validation sentences.
+
+One run at a time. Every outcome is a `last_training` record (see `Retraining.start`); a run
+that fails for any reason leaves the serving model as it was.
+"""
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tagger.cli import UserError
+from tagger.metrics import apply_thresholds, report
+from train import labelstudio
+from train.run import splits_as_trained
+
+log = logging.getLogger(__name__)
+
+
+class Retraining:
+    """Starts and tracks training runs for a `Serving` model (train/backend.py)."""
+
+    def __init__(self, serving, config: Path, extra_data: list[Path], url: str | None, api_key: str | None):
+        self.serving, self.config, self.extra_data = serving, config, extra_data
+        self.url, self.api_key = url, api_key
+        self.last: dict | None = None  # the last run's record, for GET /metrics
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def start(self, project_id: int) -> bool:
+        """Start a run for the project unless one is going; False if one is."""
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                log.info("Training asked for project %s while %s is running: not started again",
+                         project_id, self.last["model_version"])
+                return False
+            version = f"{self.serving.name}-project{project_id}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+            self.last = {"status": "running", "reason": f"training for project {project_id}",
+                         "model_version": version, "project": project_id, "validation": None}
+            self.thread = threading.Thread(target=self.run, args=(project_id, version), daemon=True,
+                                           name="training")
+            self.thread.start()
+        log.info("Training %s for project %s with %s", version, project_id, self.config)
+        return True
+
+    def run(self, project_id: int, version: str) -> None:
+        try:
+            record = self.train_and_compare(project_id, version)
+        except Exception as error:  # whatever went wrong, the serving model stays
+            reason = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            record = {"status": "failed", "reason": reason.splitlines()[0] if reason else type(error).__name__}
+            if not isinstance(error, UserError):
+                log.exception("Training %s failed", version)
+        self.last = {**self.last, **record}
+        log.info("Training %s: %s (%s)", version, self.last["status"], self.last["reason"])
+
+    def train_and_compare(self, project_id: int, version: str) -> dict:
+        candidate_dir = self.serving.model_dir.parent / version
+        export_file = candidate_dir.with_name(f"{version}-outputs") / "labelstudio_export.json"
+        if not self.url:
+            raise UserError("no Label Studio address: set LABEL_STUDIO_URL")
+        client = labelstudio.connect(self.url, self.api_key)
+        if labelstudio.export(client, self.url, project_id, export_file).sentences == 0:
+            raise UserError(f"project {project_id} has no annotated tasks to train on")
+        train(self.config, [export_file, *self.extra_data], candidate_dir, export_file.with_name("train.log"))
+        candidate = self.serving.load(candidate_dir)
+        comparison = compare(self.serving, candidate, candidate_dir)
+        better = comparison["candidate"]["macro"]["f1"] >= comparison["serving"]["macro"]["f1"]
+        if better:
+            self.serving.switch(candidate, candidate_dir)
+        return {"status": "switched" if better else "kept", "reason": verdict(comparison, better),
+                "validation": comparison}
+
+
+def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path) -> None:
+    """`python -m train` in a child process at low priority, so that predictions keep answering."""
+    command = [sys.executable, "-m", "train", "--config", str(config), "--data_files", *map(str, data_files),
+               "--output_dir", str(output_dir)]
+    with log_file.open("w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10))
+    if done.returncode != 0:
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+        raise UserError(f"training failed: {lines[-1] if lines else f'exit code {done.returncode}'} (log: {log_file})")
+
+
+def compare(serving, candidate, candidate_dir: Path) -> dict:
+    """Both models' reports on the candidate's validation sentences, less any the serving model
+    was trained on (the splits are drawn anew from each run's data, so they can overlap)."""
+    validation = splits_as_trained(candidate_dir)[0]["validation"]
+    seen = serving.trained_texts()  # None: not known, nothing left out
+    keep = [i for i, text in enumerate(validation["text"]) if seen is None or text not in seen]
+    if not keep:
+        raise UserError(f"the serving model was trained on all {len(validation)} validation sentences: no fair comparison")
+    texts, gold = [validation["text"][i] for i in keep], np.array(validation["labels"])[keep]
+    return {"sentences": len(keep), "left_out_seen_by_serving_model": None if seen is None else len(validation) - len(keep),
+            "serving_version": serving.version,
+            "serving": report(gold, apply_thresholds(serving.scores(texts), serving.tagger.thresholds)),
+            "candidate": report(gold, apply_thresholds(candidate.scores(texts), candidate.thresholds))}
+
+
+def verdict(comparison: dict, better: bool) -> str:
+    candidate, serving = (comparison[name]["macro"]["f1"] for name in ("candidate", "serving"))
+    return (f"validation macro-F1 {candidate:.3f}, {'not lower than' if better else 'lower than'} {serving:.3f} "
+            f"of {comparison['serving_version']} on the same {comparison['sentences']} sentences")
