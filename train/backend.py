@@ -87,8 +87,8 @@ def create_app(serving: Serving, retraining: Retraining, train_every: int = 0,
     @app.before_request
     def check_auth():
         given = request.authorization
-        if basic_auth and not (given and hmac.compare_digest(f"{given.username}:{given.password}".encode(),
-                                                             "{}:{}".format(*basic_auth).encode())):
+        if basic_auth and not (given and all(hmac.compare_digest(str(a).encode(), b.encode()) for a, b in
+                                             zip((given.username, given.password), basic_auth))):
             return jsonify(error="HTTP basic authentication required"), 401, {"WWW-Authenticate": 'Basic realm="backend"'}
 
     @app.get("/")

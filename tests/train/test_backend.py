@@ -170,6 +170,16 @@ def test_a_half_set_basic_auth_stops_the_server_with_one_line(smoke_model):
     assert result.stderr.strip().splitlines()[-1] == "error: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"
 
 
+def test_train_every_n_annotations_counts_per_project(smoke_model, run_backend):
+    counting = run_backend(smoke_model, "--train_every", "2", env={"LABEL_STUDIO_URL": ""})
+    created = {"action": "ANNOTATION_CREATED", "project": {"id": 1}}
+    assert counting.post("/webhook", created).json() == {"status": "counted"}
+    assert counting.post("/webhook", {**created, "project": {"id": 2}}).json() == {"status": "counted"}
+    assert counting.get("/metrics").json()["last_training"] is None
+    assert counting.post("/webhook", {**created, "action": "ANNOTATION_UPDATED"}).json() == {"status": "started"}
+    assert counting.last_training()["project"] == 1
+
+
 def test_training_without_a_label_studio_address_fails_and_keeps_serving(backend, smoke_model):
     answer = backend.post("/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
     assert answer.status_code == 201 and answer.json()["status"] == "started"
@@ -351,10 +361,11 @@ def test_load_check_predictions_while_training(client, smoke_model, run_backend,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    assert backend.last_training()["status"] in ("switched", "kept")
+    last = backend.last_training()
+    assert last["status"] in ("switched", "kept"), last
     assert failures == [] and len(latencies) == len(sent) > 0
     with capsys.disabled():
         p50, p95 = np.percentile(latencies, [50, 95]) * 1000
         print(f"\nload check ({model.name}): {len(latencies)} /predict requests of {len(batch)} tasks from 4 clients during "
               f"{elapsed:.0f} s of training: {len(latencies) / elapsed:.1f} requests/s, p50 {p50:.0f} ms, "
-              f"p95 {p95:.0f} ms, 0 errors")
+              f"p95 {p95:.0f} ms, 0 errors; the run: {last['status']}")
