@@ -3,8 +3,9 @@
 The whole harness on a trained model's own held-out test split (rebuilt from its saved split seed and
 fractions): the model and the baselines side by side, per-class metrics with bootstrap 95%
 intervals, PR curves with the chosen thresholds, TP/FP/FN per class, label co-occurrence,
-per-outlet scores, and a file of the model's errors, worst first. Writes report.md, metrics.json,
-errors.jsonl and PNG plots (default: MODEL-outputs/report/, beside the model folder).
+per-outlet scores, where the model and TF-IDF disagree, and a file of the model's errors, worst
+first. Writes report.md, metrics.json, errors.jsonl, disagreements.jsonl and PNG plots (default:
+MODEL-outputs/report/, beside the model folder).
 """
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import plots
-from eval.baselines import BASELINES, test_predictions
+from eval.baselines import BASELINES, TfidfLogistic, test_predictions
 from tagger.artifacts import atomic_file, trained_options, write_json, write_text_atomic
 from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
                         run_command)
@@ -73,12 +74,27 @@ def errors(texts, gold, scores, thresholds) -> list[dict]:
     return rows
 
 
-def baseline_results(splits, gold) -> dict:
-    results = {}
+def disagreements(texts, gold, model, other) -> tuple[dict, list[dict]]:
+    """Per class, where the model and another system (TF-IDF) differ: how often each is right
+    where the other is wrong, and those sentences (model and other: 0/1 predictions)."""
+    summary, rows = {}, []
+    for j, label in enumerate(LABELS):
+        model_right, other_right = model[:, j] == gold[:, j], other[:, j] == gold[:, j]
+        summary[label] = {"model_only_right": int((model_right & ~other_right).sum()),
+                          "other_only_right": int((~model_right & other_right).sum()),
+                          "both_wrong": int((~model_right & ~other_right).sum())}
+        rows += [{"label": label, "text": texts[i], "gold": bool(gold[i, j]), "model": bool(model[i, j]),
+                  "other": bool(other[i, j])} for i in np.flatnonzero(model_right != other_right)]
+    return summary, rows
+
+
+def baseline_results(splits, gold) -> tuple[dict, dict]:
+    """(reports, test predictions) of every baseline, by name."""
+    results, predictions = {}, {}
     for baseline_class in BASELINES:
-        predicted = test_predictions(baseline_class, splits)
+        predictions[baseline_class.name] = predicted = test_predictions(baseline_class, splits)
         results[baseline_class.name] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
-    return results
+    return results, predictions
 
 
 def build_report(model_dir: Path, output_dir: Path) -> dict:
@@ -89,15 +105,21 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
     scores = predictor.scores(texts)
     predicted = apply_thresholds(scores, predictor.thresholds)
     model = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+    baselines, baseline_predictions = baseline_results(splits, gold)
+    versus_tfidf, disagreeing = disagreements(texts, gold, predicted, baseline_predictions[TfidfLogistic.name])
     results = evaluation(model_dir, trained_options(model_dir)["data_files"],
-                         {"test": (len(texts), {"model": model, **baseline_results(splits, gold)})},
+                         {"test": (len(texts), {"model": model, **baselines})},
                          thresholds=predictor.thresholds, counts=counts(gold, predicted),
-                         co_occurrence=co_occurrence(gold), by_outlet=by_outlet(gold, predicted, outlets))
+                         co_occurrence=co_occurrence(gold), by_outlet=by_outlet(gold, predicted, outlets),
+                         versus_tfidf=versus_tfidf)
     output_dir.mkdir(parents=True, exist_ok=True)
     plots.pr_curves(gold, scores, predictor.thresholds, output_dir / "pr_curves.png")
     plots.co_occurrence(np.array(results["co_occurrence"]), output_dir / "co_occurrence.png")
     with atomic_file(output_dir / "errors.jsonl") as handle:
         for row in errors(texts, gold, scores, predictor.thresholds):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with atomic_file(output_dir / "disagreements.jsonl") as handle:
+        for row in disagreeing:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     write_json(output_dir / "metrics.json", results)
     write_text_atomic(output_dir / "report.md", markdown(results))
@@ -138,7 +160,13 @@ def markdown(results: dict) -> str:
     for outlet, r in results["by_outlet"].items():
         lines.append(f"| {outlet} | {r['sentences']} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} |")
     lines += ["", "Small outlets give wide intervals: read their rows as anecdotes.", "",
-              "Errors, most confidently wrong first: `errors.jsonl`.", ""]
+              "## Model against TF-IDF, per sentence", "",
+              "Where one system is right on a label and the other is wrong (`disagreements.jsonl`, one row "
+              "per sentence and label; `other` is TF-IDF).", "",
+              "| label | model right, TF-IDF wrong | TF-IDF right, model wrong | both wrong |", "|---|---|---|---|"]
+    for label, c in results["versus_tfidf"].items():
+        lines.append(f"| {label} | {c['model_only_right']} | {c['other_only_right']} | {c['both_wrong']} |")
+    lines += ["", "Errors, most confidently wrong first: `errors.jsonl`.", ""]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from eval.baselines import KeywordRules, TfidfLogistic
-from eval.report import bootstrap_f1, co_occurrence, counts, errors
+from eval.report import bootstrap_f1, co_occurrence, counts, disagreements, errors
 from tagger.labels import LABELS
 
 
@@ -41,3 +41,19 @@ def test_baselines_learn_the_obvious():
     assert KeywordRules().fit(texts, labels).scores(["Rocket strikes on Kyiv"]).tolist() == [[0, 1, 0, 0]]
     scores = TfidfLogistic().fit(texts, labels).scores(["the missile hit"])
     assert scores.argmax() == 1
+
+
+def test_disagreements_count_where_one_system_is_right_and_the_other_wrong():
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 2, size=(200, 4))
+    model = np.where(rng.random((200, 4)) < 0.85, gold, 1 - gold)
+    other = np.where(rng.random((200, 4)) < 0.7, gold, 1 - gold)
+    summary, rows = disagreements([f"s{i}" for i in range(200)], gold, model, other)
+    for j, label in enumerate(LABELS):
+        c = summary[label]
+        # The difference in sentences right is exactly the difference in accuracy.
+        assert c["model_only_right"] - c["other_only_right"] == ((model == gold)[:, j].sum() - (other == gold)[:, j].sum())
+        assert c["both_wrong"] == ((model != gold) & (other != gold))[:, j].sum()
+        mine = [r for r in rows if r["label"] == label]
+        assert len(mine) == c["model_only_right"] + c["other_only_right"]
+        assert all(r["model"] != r["other"] and (r["model"] == r["gold"]) != (r["other"] == r["gold"]) for r in mine)
