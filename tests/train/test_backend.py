@@ -311,6 +311,27 @@ def test_a_worse_model_is_not_switched_in(client, minilm_model, run_backend, lab
 
 
 @pytest.mark.labelstudio
+@pytest.mark.slow
+def test_a_candidate_judged_only_on_sentences_the_serving_model_was_trained_on_is_not_switched_in(
+        client, run_backend, label_studio_env, tmp_path):
+    """Each run splits its own data: here the serving model was trained on four of the five seed
+    articles, and its split put in training the article that the candidate holds out for validation."""
+    tasks = json.loads(SEED_EXPORT.read_text())
+    subset = tmp_path / "four_articles.json"
+    subset.write_text(json.dumps([t for t in tasks if not t["data"]["article_id"].startswith("001_")]))
+    serving = tmp_path / "four-articles"
+    trained = subprocess.run([sys.executable, "-m", "train", "--config", "configs/smoke.yaml", "--data_files",
+                              str(subset), "--output_dir", str(serving)], cwd=REPO, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    project_id = annotated_seed_project(client, "seen before")
+    backend = run_backend(serving, "--config", "configs/smoke.yaml", env=label_studio_env)
+    client.ml.train(id=connect(client, project_id, backend))
+    last = backend.last_training()
+    assert last["status"] == "kept" and "no fair comparison" in last["reason"], last
+    assert backend.get("/metrics").json()["model_version"] == "four-articles"
+
+
+@pytest.mark.labelstudio
 @pytest.mark.parametrize("case, reason", [
     ("no annotations", "no annotated"),
     ("unreachable", "cannot reach Label Studio"),
