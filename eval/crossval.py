@@ -1,39 +1,82 @@
 """python -m eval.crossval --config configs/news.yaml [--folds 5] [--output_dir models/cv] [training options]
 
 k-fold cross-validation grouped by article: k models, each tested on articles that none of
-the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. Prints
-mean and spread of each class's F1 and writes metrics.json (each fold's test part as a split, and
-the summary) and crossval.md in output_dir.
+the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. The
+model is scored twice: with thresholds from its validation split, and with cross-fitted
+thresholds (tuned on the other folds' out-of-fold scores). Prints mean and spread of each
+class's F1 and writes metrics.json (each fold's test part as a split, and the summary),
+crossval.md, and thresholds.json (tuned on every fold's out-of-fold scores, for a model trained
+with the same options: `python -m train --thresholds FILE`) in output_dir. With --resume true,
+a fold whose folder already holds a model trained with the same options on the same data is
+reused, so an interrupted cross-validation goes on where it stopped.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from eval.baselines import TfidfLogistic, test_predictions
 from tagger.annotations import read_exports
-from tagger.artifacts import write_json, write_text_atomic
+from tagger.artifacts import trained_options, write_json, write_text_atomic
 from tagger.cli import run_command
 from tagger.labels import LABELS
-from tagger.metrics import apply_thresholds, evaluation, report
+from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
-from train.config import config_parser, parse_config
+from train.config import TrainConfig, config_parser, parse_config, to_yaml
 from train.run import train_on
-from train.splits import cross_validation_splits
+from train.splits import cross_validation_splits, fingerprint
 
 log = logging.getLogger(__name__)
 
+CROSS_FITTED = "model, cross-fitted thresholds"
 
-def fold_scores(model_dir: Path, splits) -> dict[str, dict]:
-    """Test-fold report of the fine-tuned model and of TF-IDF (thresholds from validation)."""
+
+def fold_scores(model_dir: Path, splits) -> tuple[dict[str, dict], np.ndarray, np.ndarray]:
+    """(test-fold reports of the fine-tuned model and of TF-IDF, thresholds from validation;
+    the test gold labels; the model's test scores)."""
     gold = np.array(splits["test"]["labels"])
     predictor = Tagger(model_dir)
-    model = report(gold, apply_thresholds(predictor.scores(list(splits["test"]["text"])), predictor.thresholds))
-    return {"model": model, TfidfLogistic.name: report(gold, test_predictions(TfidfLogistic, splits))}
+    scores = predictor.scores(list(splits["test"]["text"]))
+    model = report(gold, apply_thresholds(scores, predictor.thresholds))
+    return {"model": model, TfidfLogistic.name: report(gold, test_predictions(TfidfLogistic, splits))}, gold, scores
+
+
+def cross_fitted(out_of_fold: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    """Each fold's test report with thresholds tuned on the other folds' test scores (each from
+    its own model): four times the positives of one validation split, none of them this fold's."""
+    reports = []
+    for k, (gold, scores) in enumerate(out_of_fold):
+        others = [fold for i, fold in enumerate(out_of_fold) if i != k]
+        thresholds = tune_thresholds(np.concatenate([g for g, _ in others]), np.concatenate([s for _, s in others]))
+        reports.append(report(gold, apply_thresholds(scores, thresholds)))
+    return reports
+
+
+def fold_model(config, splits, summary) -> Path:
+    """Train the fold; with --resume, take the model an earlier run left in its folder if it
+    was trained with the same options on the same data."""
+    output_dir = Path(config.output_dir)
+    if config.resume and same_run(output_dir, config, splits):
+        log.info("Reusing %s: trained with the same options on the same data", output_dir)
+        return output_dir
+    return train_on(config, splits, summary)
+
+
+def same_run(model_dir: Path, config, splits) -> bool:
+    if not (model_dir / "model.safetensors").is_file() or not (model_dir / "run_info.json").is_file():
+        return False
+    ignored = ("output_dir", "resume", "overwrite_output_dir")
+    wanted, trained = yaml.safe_load(to_yaml(config)), trained_options(model_dir)
+    defaults = yaml.safe_load(to_yaml(TrainConfig()))  # options added since then ran at their default
+    same_options = all(trained.get(key, defaults[key]) == value for key, value in wanted.items() if key not in ignored)
+    run_info = json.loads((model_dir / "run_info.json").read_text())
+    return same_options and run_info.get("data_fingerprint") == fingerprint(splits)
 
 
 def summarise(folds: list[dict]) -> dict:
@@ -63,17 +106,24 @@ def main(argv: list[str]) -> None:
     folds = options.folds
     sentences, summary = read_exports(config.data_files, config.tie_break)
     output_dir = Path(config.output_dir)
-    results, sizes = [], []
+    results, sizes, out_of_fold = [], [], []
     fold_splits = cross_validation_splits(sentences, folds, config.validation_fraction, config.split_seed)
     for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
         fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"))
-        results.append(fold_scores(train_on(fold_config, splits, summary), splits))
+        reports, gold, scores = fold_scores(fold_model(fold_config, splits, summary), splits)
+        results.append(reports)
+        out_of_fold.append((gold, scores))
         sizes.append(len(splits["test"]))
+    for reports, fitted in zip(results, cross_fitted(out_of_fold)):
+        reports[CROSS_FITTED] = fitted
     aggregated = summarise(results)
+    # For a model trained with these options on all the data: `python -m train --thresholds FILE`.
+    pooled = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]), np.concatenate([s for _, s in out_of_fold]))
+    write_json(output_dir / "thresholds.json", pooled)
     write_json(output_dir / "metrics.json", evaluation(
         output_dir, config.data_files, {f"fold-{k} test": (n, fold) for k, (n, fold) in enumerate(zip(sizes, results))},
-        folds=folds, summary=aggregated))
+        folds=folds, summary=aggregated, cross_fitted_thresholds=pooled))
     write_text_atomic(output_dir / "crossval.md", markdown(aggregated, folds))
     sys.stdout.write(markdown(aggregated, folds))
 

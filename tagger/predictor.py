@@ -132,6 +132,13 @@ def read_thresholds(model_dir: Path) -> dict[str, float]:
         raise ModelFolderError(f"{model_dir}: no such model folder")
     if not path.is_file():
         raise ModelFolderError(f"{path}: missing; this folder was not written by `python -m train`")
+    return thresholds_file(path)
+
+
+def thresholds_file(path: Path) -> dict[str, float]:
+    """{label: threshold} from a thresholds.json (a model folder's, or eval.crossval's)."""
+    if not path.is_file():
+        raise ModelFolderError(f"{path}: no such thresholds file")
     try:
         thresholds = json.loads(path.read_text())
         return {label: float(thresholds[label]) for label in LABELS}

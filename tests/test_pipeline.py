@@ -161,15 +161,35 @@ def test_report_puts_the_model_and_baselines_side_by_side(model_dir, tmp_path):
 def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
     result = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--output_dir", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert_one_layout(metrics, {"fold-0 test", "fold-1 test", "fold-2 test"}, {"model", "TF-IDF + logistic regression"})
+    systems = {"model", "TF-IDF + logistic regression", "model, cross-fitted thresholds"}
+    assert_one_layout(metrics, {"fold-0 test", "fold-1 test", "fold-2 test"}, systems)
     assert sum(split["sentences"] for split in metrics["splits"].values()) == 165  # each sentence tested once
     summary = metrics["summary"]
-    assert set(summary) == {"model", "TF-IDF + logistic regression"}
+    assert set(summary) == systems
     for system in summary.values():
         for name in (*LABELS, "macro"):
             assert len(system[name]["folds"]) == 3
             assert system[name]["mean"] == pytest.approx(np.mean(system[name]["folds"]))
     assert "3-fold cross-validation" in result.stdout
+    thresholds = json.loads((tmp_path / "thresholds.json").read_text())
+    assert set(thresholds) == set(LABELS) and thresholds == metrics["cross_fitted_thresholds"]
+    # --resume takes the folds already trained with the same options on the same data.
+    again = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--output_dir", str(tmp_path),
+                "--resume", "true")
+    assert again.stderr.count("Reusing") == 3 and "Fold 3 of 3" in again.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == metrics["summary"]
+
+
+def test_training_with_thresholds_from_a_file_uses_them(tmp_path):
+    given = dict(zip(LABELS, (0.3, 0.4, 0.6, 0.7)))
+    (tmp_path / "thresholds.json").write_text(json.dumps(given))
+    cli("train", "--config", "configs/smoke.yaml", "--thresholds", str(tmp_path / "thresholds.json"),
+        "--output_dir", str(tmp_path / "model"))
+    assert json.loads((tmp_path / "model" / "thresholds.json").read_text()) == given
+    bad = cli("train", "--config", "configs/smoke.yaml", "--thresholds", str(tmp_path / "none.json"),
+              "--output_dir", str(tmp_path / "other"), check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith("none.json: no such thresholds file")
+    assert "train_runtime" not in bad.stderr  # stopped before training
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -66,6 +66,9 @@ class TrainConfig:
                 "with other seeds are scored on the same test sentences."})
     class_weights: bool = field(default=True, metadata={
         "help": "Weight each class's positives by negatives/positives in train (capped), for rare labels."})
+    thresholds: str = field(default="", metadata={
+        "help": "A JSON file of per-class thresholds to use instead of tuning them on validation, e.g. the "
+                "cross-fitted ones that `python -m eval.crossval` writes (its thresholds.json)."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
     mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={

@@ -17,6 +17,7 @@ from transformers import set_seed
 from tagger import artifacts
 from tagger.annotations import read_exports
 from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
+from tagger.predictor import thresholds_file
 from train import checkpoints, hub, output
 from train.config import TrainConfig, to_yaml
 from train.model import load_base_model
@@ -49,6 +50,8 @@ def splits_as_trained(model_dir: Path, data_files=None):
 def train_on(config: TrainConfig, splits, summary) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
+    if config.thresholds:
+        thresholds_file(Path(config.thresholds))  # a bad file stops the run now, not after training
     output_dir = Path(config.output_dir)
     # One process, or several under `accelerate launch` / torchrun (gloo on CPUs). Only the main
     # process writes the output folder, so only it holds the folder's lock.
@@ -90,9 +93,10 @@ def fit(config: TrainConfig, base, tokenized, checkpoint_dir: Path, processes):
 
 
 def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, dict]:
-    """Per-class thresholds from validation only, then validation and test metrics with them."""
+    """Per-class thresholds from validation only (or from --thresholds), then validation and
+    test metrics with them."""
     validation = scored(trainer, tokenized["validation"])
-    thresholds = tune_thresholds(*validation)
+    thresholds = thresholds_file(Path(config.thresholds)) if config.thresholds else tune_thresholds(*validation)
     test = scored(trainer, tokenized["test"])
     return thresholds, evaluation(config.output_dir, config.data_files, {
         name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds))})
