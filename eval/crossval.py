@@ -1,4 +1,4 @@
-"""python -m eval.crossval --config configs/news.yaml [--folds 5] [--output_dir models/cv] [training options]
+"""python -m eval.crossval --config configs/news.yaml [--folds 5 | --outlet_folds RT bbc ...] [--output_dir models/cv] [training options]
 
 k-fold cross-validation grouped by article: k models, each tested on articles that none of
 the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. The
@@ -8,7 +8,9 @@ class's F1 and writes metrics.json (each fold's test part as a split, and the su
 crossval.md, and thresholds.json (tuned on every fold's out-of-fold scores, for a model trained
 with the same options: `python -m train --thresholds FILE`) in output_dir. With --resume true,
 a fold whose folder already holds a model trained with the same options on the same data is
-reused, so an interrupted cross-validation goes on where it stopped.
+reused, so an interrupted cross-validation goes on where it stopped. With --outlet_folds, each
+fold holds out whole outlets instead (generalisation to outlets never seen); sentences of other
+outlets that repeat a held-out sentence are left out of that fold.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
@@ -30,7 +32,7 @@ from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
 from train.config import TrainConfig, config_parser, parse_config, to_yaml
 from train.run import train_on
-from train.splits import cross_validation_splits, fingerprint
+from train.splits import cross_validation_splits, fingerprint, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,8 @@ def summarise(folds: list[dict]) -> dict:
     return result
 
 
-def markdown(summary: dict, folds: int) -> str:
-    lines = [f"# {folds}-fold cross-validation, grouped by article (F1, mean ± std)", "",
+def markdown(summary: dict, title: str) -> str:
+    lines = [f"# {title} (F1, mean ± std over folds)", "",
              "| system | " + " | ".join(LABELS) + " | macro-F1 |", "|---|" + "---|" * (len(LABELS) + 1)]
     for system, scores in summary.items():
         lines.append(f"| {system} | " + " | ".join(
@@ -102,12 +104,20 @@ def markdown(summary: dict, folds: int) -> str:
 def main(argv: list[str]) -> None:
     parser = config_parser("python -m eval.crossval", __doc__)
     parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
+    parser.add_argument("--outlet_folds", nargs="+", metavar="OUTLET[,OUTLET...]",
+                        help="Leave outlets out instead: one fold per argument, whose test part is every "
+                             "sentence of those outlets (data.source), e.g. RT bbc DailyMail,Express.")
     config, options = parse_config(argv, parser)
-    folds = options.folds
     sentences, summary = read_exports(config.data_files, config.tie_break)
+    if options.outlet_folds:
+        fold_splits = [make_splits(sentences, config.validation_fraction, config.test_fraction, config.split_seed,
+                                   outlets.split(",")) for outlets in options.outlet_folds]
+    else:
+        fold_splits = cross_validation_splits(sentences, options.folds, config.validation_fraction,
+                                              config.split_seed)
+    folds = len(options.outlet_folds or []) or options.folds
     output_dir = Path(config.output_dir)
     results, sizes, out_of_fold = [], [], []
-    fold_splits = cross_validation_splits(sentences, folds, config.validation_fraction, config.split_seed)
     for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
         fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"))
@@ -124,8 +134,10 @@ def main(argv: list[str]) -> None:
     write_json(output_dir / "metrics.json", evaluation(
         output_dir, config.data_files, {f"fold-{k} test": (n, fold) for k, (n, fold) in enumerate(zip(sizes, results))},
         folds=folds, summary=aggregated, cross_fitted_thresholds=pooled))
-    write_text_atomic(output_dir / "crossval.md", markdown(aggregated, folds))
-    sys.stdout.write(markdown(aggregated, folds))
+    title = (f"Leave outlets out ({', '.join(options.outlet_folds)})" if options.outlet_folds
+             else f"{folds}-fold cross-validation, grouped by article")
+    write_text_atomic(output_dir / "crossval.md", markdown(aggregated, title))
+    sys.stdout.write(markdown(aggregated, title))
 
 
 if __name__ == "__main__":

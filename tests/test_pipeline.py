@@ -180,6 +180,21 @@ def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == metrics["summary"]
 
 
+def test_leaving_outlets_out_tests_each_fold_on_its_outlets_only(tmp_path):
+    tasks = json.loads(SEED_EXPORT.read_text())
+    outlets = {"000": "A", "001": "B", "002": "B", "003": "C", "004": "D"}  # one outlet per seed article
+    for task in tasks:
+        task["data"]["source"] = outlets[task["data"]["article_id"][:3]]
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    result = cli("eval.crossval", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "export.json"),
+                 "--outlet_folds", "A,D", "B", "--output_dir", str(tmp_path / "cv"))
+    metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    by_outlet = {o: sum(t["data"]["source"] == o for t in tasks) for o in "ABCD"}
+    assert [metrics["splits"][f"fold-{k} test"]["sentences"] for k in (0, 1)] == [by_outlet["A"] + by_outlet["D"],
+                                                                                   by_outlet["B"]]
+    assert "Leave outlets out (A,D, B)" in result.stdout
+
+
 def test_training_with_thresholds_from_a_file_uses_them(tmp_path):
     given = dict(zip(LABELS, (0.3, 0.4, 0.6, 0.7)))
     (tmp_path / "thresholds.json").write_text(json.dumps(given))
