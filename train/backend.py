@@ -191,6 +191,9 @@ def serve(args) -> None:
         return Tagger(model_dir, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
 
     auth = basic_auth_from_env()
+    for path in (args.config, *args.data_files):  # found now, not when Label Studio asks for training
+        if not path.is_file():
+            raise UserError(f"{path}: no such file (--config / --data_files of serve)")
     serving = Serving(args.model, load)
     retraining = Retraining(serving, args.config.resolve(), [path.resolve() for path in args.data_files],
                             os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY"))

@@ -180,6 +180,13 @@ def test_train_every_n_annotations_counts_per_project(smoke_model, run_backend):
     assert counting.last_training()["project"] == 1
 
 
+def test_a_missing_training_config_stops_the_server_at_once(smoke_model):
+    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "serve", "--model", str(smoke_model),
+                             "--config", "configs/nothing.yaml"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: configs/nothing.yaml: no such file (--config / --data_files of serve)"
+
+
 def test_training_without_a_label_studio_address_fails_and_keeps_serving(backend, smoke_model):
     answer = backend.post("/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
     assert answer.status_code == 201 and answer.json()["status"] == "started"
