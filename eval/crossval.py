@@ -26,7 +26,7 @@ import yaml
 from eval.baselines import TfidfLogistic, test_predictions
 from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json, write_text_atomic
-from tagger.cli import run_command
+from tagger.cli import run_command, spellings
 from tagger.labels import LABELS
 from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
@@ -104,7 +104,7 @@ def markdown(summary: dict, title: str) -> str:
 def main(argv: list[str]) -> None:
     parser = config_parser("python -m eval.crossval", __doc__)
     parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
-    parser.add_argument("--outlet_folds", nargs="+", metavar="OUTLET[,OUTLET...]",
+    parser.add_argument(*spellings(["--outlet_folds"]), nargs="+", metavar="OUTLET[,OUTLET...]",
                         help="Leave outlets out instead: one fold per argument, whose test part is every "
                              "sentence of those outlets (data.source), e.g. RT bbc DailyMail,Express.")
     config, options = parse_config(argv, parser)
