@@ -21,7 +21,7 @@ import numpy as np
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from tagger.cli import UserError
+from tagger.cli import UserError, tagger_from
 from tagger.labels import TEXT_FIELD
 from train import labelstudio
 from train.retrain import Retraining
@@ -185,16 +185,11 @@ def serve(args) -> None:
     """Load the model, then answer Label Studio until interrupted."""
     import waitress
 
-    from tagger.predictor import Tagger
-
-    def load(model_dir):
-        return Tagger(model_dir, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
-
     auth = basic_auth_from_env()
     for path in (args.config, *args.data_files):  # found now, not when Label Studio asks for training
         if not path.is_file():
             raise UserError(f"{path}: no such file (--config / --data_files of serve)")
-    serving = Serving(args.model, load)
+    serving = Serving(args.model, lambda model_dir: tagger_from(args, model_dir))
     retraining = Retraining(serving, args.config.resolve(), [path.resolve() for path in args.data_files],
                             os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY"))
     app = create_app(serving, retraining, args.train_every, auth)
