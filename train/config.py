@@ -69,6 +69,14 @@ class TrainConfig:
     thresholds: str = field(default="", metadata={
         "help": "A JSON file of per-class thresholds to use instead of tuning them on validation, e.g. the "
                 "cross-fitted ones that `python -m eval.crossval` writes (its thresholds.json)."})
+    teacher: str = field(default="", metadata={
+        "help": "Distil: a trained model folder whose scores soften the training targets (see train/distill.py); "
+                "in eval.crossval, a cross-validation folder of the same folds (fold k teaches fold k)."})
+    teacher_weight: float = field(default=0.5, metadata={
+        "help": "With a teacher: an annotated training sentence's target is (1 - w) * annotation + w * teacher."})
+    unlabelled_files: list[str] = field(default_factory=list, metadata={
+        "help": "With a teacher: Label Studio task files (e.g. from train.prepare) of unlabelled sentences; "
+                "those the teacher tags, and as many it does not, join training with its scores as targets."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
     mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={
@@ -91,6 +99,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
+        if self.unlabelled_files and not self.teacher:
+            raise ConfigError("unlabelled_files need a teacher to score them")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
 
 
 def config_parser(prog: str = "python -m train", description: str | None = None) -> HfArgumentParser:

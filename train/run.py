@@ -20,6 +20,7 @@ from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_t
 from tagger.predictor import thresholds_file
 from train import checkpoints, hub, output
 from train.config import TrainConfig, to_yaml
+from train.distill import with_teacher
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
 from train.trainer import build_trainer, mixed_precision
@@ -64,8 +65,10 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
             return output_dir
         set_seed(config.seed)
         base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
-        tokenized = splits.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
-                                                           max_length=config.max_length), batched=True)
+        training = splits if not config.teacher else with_teacher(
+            splits, config.teacher, config.unlabelled_files, config.teacher_weight, config.seed)
+        tokenized = training.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
+                                                             max_length=config.max_length), batched=True)
         work_dir = output.staging_dir(output_dir)
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
