@@ -5,8 +5,11 @@ the others' test parts hold, with TF-IDF + logistic regression scored on the sam
 model is scored twice: with thresholds from its validation split, and with cross-fitted
 thresholds (tuned on the other folds' out-of-fold scores). Prints mean and spread of each
 class's F1 and writes metrics.json (each fold's test part as a split, and the summary),
-crossval.md, and thresholds.json (tuned on every fold's out-of-fold scores, for a model trained
-with the same options: `python -m train --thresholds FILE`) in output_dir. With --resume true,
+crossval.md, out_of_fold.jsonl (each test sentence's scores from the model that did not see it),
+and thresholds.json (tuned on every fold's out-of-fold scores, for a model trained with the same
+options: `python -m train --thresholds FILE`) in output_dir. With --teacher DIR (another
+cross-validation's folder, same folds), each fold's model is distilled from DIR's model of that
+fold. With --resume true,
 a fold whose folder already holds a model trained with the same options on the same data is
 reused, so an interrupted cross-validation goes on where it stopped. With --outlet_folds, each
 fold holds out whole outlets instead (generalisation to outlets never seen); sentences of other
@@ -24,9 +27,10 @@ import numpy as np
 import yaml
 
 from eval.baselines import TfidfLogistic, test_predictions
+from eval.report import bootstrap_f1
 from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json, write_text_atomic
-from tagger.cli import run_command, spellings
+from tagger.cli import UserError, run_command, spellings
 from tagger.labels import LABELS
 from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
@@ -39,25 +43,36 @@ log = logging.getLogger(__name__)
 CROSS_FITTED = "model, cross-fitted thresholds"
 
 
-def fold_scores(model_dir: Path, splits) -> tuple[dict[str, dict], np.ndarray, np.ndarray]:
-    """(test-fold reports of the fine-tuned model and of TF-IDF, thresholds from validation;
-    the test gold labels; the model's test scores)."""
-    gold = np.array(splits["test"]["labels"])
+def fold_predictions(model_dir: Path, splits) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(test gold labels; the model's test scores; each system's test predictions, thresholds
+    from validation)."""
     predictor = Tagger(model_dir)
     scores = predictor.scores(list(splits["test"]["text"]))
-    model = report(gold, apply_thresholds(scores, predictor.thresholds))
-    return {"model": model, TfidfLogistic.name: report(gold, test_predictions(TfidfLogistic, splits))}, gold, scores
+    return np.array(splits["test"]["labels"]), scores, {
+        "model": apply_thresholds(scores, predictor.thresholds),
+        TfidfLogistic.name: test_predictions(TfidfLogistic, splits)}
 
 
-def cross_fitted(out_of_fold: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
-    """Each fold's test report with thresholds tuned on the other folds' test scores (each from
-    its own model): four times the positives of one validation split, none of them this fold's."""
-    reports = []
+def cross_fitted(out_of_fold: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Each fold's test predictions with thresholds tuned on the other folds' test scores (each
+    from its own model): four times the positives of one validation split, none of them this fold's."""
+    predictions = []
     for k, (gold, scores) in enumerate(out_of_fold):
         others = [fold for i, fold in enumerate(out_of_fold) if i != k]
         thresholds = tune_thresholds(np.concatenate([g for g, _ in others]), np.concatenate([s for _, s in others]))
-        reports.append(report(gold, apply_thresholds(scores, thresholds)))
-    return reports
+        predictions.append(apply_thresholds(scores, thresholds))
+    return predictions
+
+
+def pooled(gold: list[np.ndarray], predictions: list[dict[str, np.ndarray]]) -> dict[str, dict]:
+    """Each system's F1 over every fold's test sentences together (each sentence once), with
+    bootstrap 95% intervals: one interval per class instead of a spread of k small samples."""
+    gold = np.concatenate(gold)
+    result = {}
+    for system in predictions[0]:
+        predicted = np.concatenate([fold[system] for fold in predictions])
+        result[system] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+    return result
 
 
 def fold_model(config, splits, summary) -> Path:
@@ -68,6 +83,35 @@ def fold_model(config, splits, summary) -> Path:
         log.info("Reusing %s: trained with the same options on the same data", output_dir)
         return output_dir
     return train_on(config, splits, summary)
+
+
+def fold_teacher(teacher: str, k: int, splits) -> str:
+    """Fold k's model of the teacher's cross-validation: trained on the same training part, so
+    the student's test part stays unseen by both."""
+    if not teacher:
+        return ""
+    model_dir = Path(teacher) / f"fold-{k}"
+    run_info = model_dir / "run_info.json"
+    if not run_info.is_file():
+        raise UserError(f"{model_dir}: no trained fold here; --teacher takes an eval.crossval output folder")
+    if json.loads(run_info.read_text()).get("data_fingerprint") != fingerprint(splits):
+        raise UserError(f"{model_dir}: trained on other splits than fold {k} here; run the teacher's "
+                        "cross-validation with the same data files, --folds or --outlet_folds, and split_seed")
+    return str(model_dir)
+
+
+def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, np.ndarray]) -> list[dict]:
+    """One row per test sentence of fold k, with each system's labels: for error analysis and
+    for comparing models sentence by sentence."""
+    test = splits["test"]
+
+    def names(row) -> list[str]:
+        return [label for label, on in zip(LABELS, row) if on]
+    return [{"fold": k, "task": test["task"][i], "outlet": test["outlet"][i], "text": test["text"][i],
+             "labels": names(test["labels"][i]),
+             "scores": {label: round(float(score), 4) for label, score in zip(LABELS, scores[i])},
+             "predicted": {system: names(predicted[i]) for system, predicted in predictions.items()}}
+            for i in range(len(test))]
 
 
 def same_run(model_dir: Path, config, splits) -> bool:
@@ -101,6 +145,17 @@ def markdown(summary: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pooled_markdown(overall: dict) -> str:
+    lines = ["# Every fold's test sentences together (F1 [bootstrap 95% interval])", "",
+             "| system | " + " | ".join(LABELS) + " | macro-F1 |", "|---|" + "---|" * (len(LABELS) + 1)]
+    for system, result in overall.items():
+        f1 = {**{label: result["per_class"][label]["f1"] for label in LABELS}, "macro": result["macro"]["f1"]}
+        lines.append(f"| {system} | " + " | ".join(
+            f"{f1[name]:.3f} [{result['ci95'][name][0]:.2f}, {result['ci95'][name][1]:.2f}]"
+            for name in [*LABELS, "macro"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> None:
     parser = config_parser("python -m eval.crossval", __doc__)
     parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
@@ -113,32 +168,37 @@ def main(argv: list[str]) -> None:
         fold_splits = [make_splits(sentences, config.validation_fraction, config.test_fraction, config.split_seed,
                                    outlets.split(",")) for outlets in options.outlet_folds]
     else:
-        fold_splits = cross_validation_splits(sentences, options.folds, config.validation_fraction,
-                                              config.split_seed)
+        fold_splits = list(cross_validation_splits(sentences, options.folds, config.validation_fraction,
+                                                   config.split_seed))
     folds = len(options.outlet_folds or []) or options.folds
     output_dir = Path(config.output_dir)
-    results, sizes, out_of_fold = [], [], []
+    out_of_fold, predictions, rows = [], [], []
     for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
-        fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"))
-        reports, gold, scores = fold_scores(fold_model(fold_config, splits, summary), splits)
-        results.append(reports)
+        fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"),
+                                          teacher=fold_teacher(config.teacher, k, splits))
+        gold, scores, predicted = fold_predictions(fold_model(fold_config, splits, summary), splits)
         out_of_fold.append((gold, scores))
-        sizes.append(len(splits["test"]))
-    for reports, fitted in zip(results, cross_fitted(out_of_fold)):
-        reports[CROSS_FITTED] = fitted
-    aggregated = summarise(results)
+        predictions.append(predicted)
+    for k, (predicted, fitted) in enumerate(zip(predictions, cross_fitted(out_of_fold))):
+        predicted[CROSS_FITTED] = fitted
+        rows += out_of_fold_rows(k, fold_splits[k], out_of_fold[k][1], predicted)
+    results = [{system: report(gold, predicted[system]) for system in predicted}
+               for (gold, _), predicted in zip(out_of_fold, predictions)]
+    aggregated, overall = summarise(results), pooled([gold for gold, _ in out_of_fold], predictions)
     # For a model trained with these options on all the data: `python -m train --thresholds FILE`.
-    pooled = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]), np.concatenate([s for _, s in out_of_fold]))
-    write_json(output_dir / "thresholds.json", pooled)
+    thresholds = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]), np.concatenate([s for _, s in out_of_fold]))
+    write_json(output_dir / "thresholds.json", thresholds)
+    write_text_atomic(output_dir / "out_of_fold.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     write_json(output_dir / "metrics.json", evaluation(
-        output_dir, config.data_files, {f"fold-{k} test": (n, fold) for k, (n, fold) in enumerate(zip(sizes, results))},
-        folds=folds, summary=aggregated, cross_fitted_thresholds=pooled))
+        output_dir, config.data_files,
+        {f"fold-{k} test": (len(gold), fold) for k, ((gold, _), fold) in enumerate(zip(out_of_fold, results))},
+        folds=folds, summary=aggregated, pooled=overall, cross_fitted_thresholds=thresholds))
     title = (f"Leave outlets out ({', '.join(options.outlet_folds)})" if options.outlet_folds
              else f"{folds}-fold cross-validation, grouped by article")
-    write_text_atomic(output_dir / "crossval.md", markdown(aggregated, title))
-    sys.stdout.write(markdown(aggregated, title))
-
+    text = markdown(aggregated, title) + "\n" + pooled_markdown(overall)
+    write_text_atomic(output_dir / "crossval.md", text)
+    sys.stdout.write(text)
 
 if __name__ == "__main__":
     run_command(main)

@@ -178,6 +178,25 @@ def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
                 "--resume", "true")
     assert again.stderr.count("Reusing") == 3 and "Fold 3 of 3" in again.stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == metrics["summary"]
+    rows = [json.loads(line) for line in (tmp_path / "out_of_fold.jsonl").read_text().splitlines()]
+    assert len(rows) == 165 and len({row["task"] for row in rows}) == 165 and {row["fold"] for row in rows} == {0, 1, 2}
+    assert all(set(row["predicted"]) == systems for row in rows)
+    # Pooled over folds: every test sentence once, an interval around each F1.
+    for system, pooled in metrics["pooled"].items():
+        for label in LABELS:
+            tp, fp, fn = (sum((label in row["labels"]) == gold and (label in row["predicted"][system]) == predicted
+                              for row in rows) for gold, predicted in ((True, True), (False, True), (True, False)))
+            assert pooled["per_class"][label]["f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1))
+            low, high = pooled["ci95"][label]
+            assert low <= pooled["per_class"][label]["f1"] <= high
+    assert "Every fold's test sentences together" in result.stdout
+    # Distilling: fold k's student learns from fold k's teacher; a teacher of other folds is refused.
+    student = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--teacher", str(tmp_path),
+                  "--output_dir", str(tmp_path / "student"))
+    assert [f"Distilling from {tmp_path / f'fold-{k}'}:" in student.stderr for k in range(3)] == [True] * 3
+    other = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--validation_fraction", "0.4",
+                "--teacher", str(tmp_path), "--output_dir", str(tmp_path / "other"), check=False)
+    assert other.returncode == 1 and "fold-0: trained on other splits than fold 0 here" in other.stderr
 
 
 def test_leaving_outlets_out_tests_each_fold_on_its_outlets_only(tmp_path):
