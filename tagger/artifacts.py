@@ -55,6 +55,11 @@ def write_json(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def weights_note(run_info: dict) -> str:
+    digest = run_info.get("base_model_sha256")
+    return f" (model.safetensors sha256 `{digest}`)" if digest else ""
+
+
 def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float]) -> str:
     test = metrics["splits"]["test"]["systems"]["model"]
     rows = "\n".join(
@@ -70,7 +75,7 @@ tags: [multi-label, event-tagging, news]
 # War-news event tagger
 
 Tags each English news sentence with the event types it reports: {", ".join(f"`{l}`" for l in LABELS)}
-(multi-label: several or none). Fine-tuned from `{run_info["base_model"]}`.
+(multi-label: several or none). Fine-tuned from `{run_info["base_model"]}`{weights_note(run_info)}.
 
 ## Use
 ```python

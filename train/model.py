@@ -1,6 +1,7 @@
 """Where the encoder comes from: the Hub or a local folder, the packaged offline fallback,
 or a tiny DistilBERT built in memory for tests and smoke runs."""
 
+import hashlib
 import logging
 import os
 import urllib.request
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig,
                           DistilBertForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase)
+from transformers.utils import cached_file
 
 from tagger.cli import UserError
 from tagger.labels import ID2LABEL, LABEL2ID
@@ -28,13 +30,15 @@ class BaseModel:
     tokenizer: PreTrainedTokenizerBase
     source: str  # what was actually loaded, recorded in the saved model
     fell_back: bool = False
+    weights_sha256: str | None = None  # of the base model.safetensors, to tell copies apart
 
 
 def load_base_model(name_or_path: str, allow_fallback: bool) -> BaseModel:
     if name_or_path == SCRATCH_TINY:
         return BaseModel(*tiny_distilbert(), source=SCRATCH_TINY)
     try:
-        return BaseModel(*from_pretrained(name_or_path), source=name_or_path)
+        return BaseModel(*from_pretrained(name_or_path), source=name_or_path,
+                         weights_sha256=weights_sha256(name_or_path))
     except OSError as error:
         if not allow_fallback:
             raise BaseModelError(
@@ -47,7 +51,7 @@ def load_base_model(name_or_path: str, allow_fallback: bool) -> BaseModel:
                 "to the MiniLM-L6 encoder shipped by %s at %s. Scores will differ from DistilBERT.",
                 name_or_path, FALLBACK_PACKAGE, fallback)
     return BaseModel(*from_pretrained(fallback), source=f"{FALLBACK_PACKAGE} (MiniLM-L6-H384-uncased)",
-                     fell_back=True)
+                     fell_back=True, weights_sha256=weights_sha256(fallback))
 
 
 def from_pretrained(name_or_path: str):
@@ -58,6 +62,23 @@ def from_pretrained(name_or_path: str):
     model = AutoModelForSequenceClassification.from_pretrained(
         name_or_path, local_files_only=local_only, use_safetensors=True, **classifier_settings())
     return model, tokenizer
+
+
+def weights_sha256(name_or_path: str) -> str | None:
+    """sha256 of the base model's model.safetensors (a local folder's, or the Hub cache's), or
+    None for sharded or missing weights: the same name can hold other weights elsewhere."""
+    try:
+        path = (os.path.join(name_or_path, "model.safetensors") if os.path.isdir(name_or_path)
+                else cached_file(name_or_path, "model.safetensors", local_files_only=True))
+    except OSError:
+        return None
+    if not path or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def classifier_settings() -> dict:

@@ -112,6 +112,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
         "base_model": base.source,
         "base_model_requested": config.model_name_or_path,
         "offline_fallback_used": base.fell_back,
+        "base_model_sha256": base.weights_sha256,
         "data_files": [str(f) for f in config.data_files],
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
