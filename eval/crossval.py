@@ -13,7 +13,9 @@ fold. With --resume true,
 a fold whose folder already holds a model trained with the same options on the same data is
 reused, so an interrupted cross-validation goes on where it stopped. With --outlet_folds, each
 fold holds out whole outlets instead (generalisation to outlets never seen); sentences of other
-outlets that repeat a held-out sentence are left out of that fold.
+outlets that repeat a held-out sentence are left out of that fold. With --validation_fraction 0, each fold trains num_train_epochs on all but its test part
+(as a shipped model would, with `python -m train --validation_fraction 0 --thresholds FILE`): the
+cross-fitted row then estimates that model, the `model` row uses --thresholds or 0.5.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
@@ -83,6 +85,14 @@ def fold_model(config, splits, summary) -> Path:
         log.info("Reusing %s: trained with the same options on the same data", output_dir)
         return output_dir
     return train_on(config, splits, summary)
+
+
+def fixed_thresholds(output_dir: Path) -> Path:
+    """0.5 for every class, for folds trained without a validation split to tune on: their
+    `model` row uses it; the cross-fitted row is the estimate for such a model."""
+    path = output_dir / "fixed-thresholds.json"
+    write_json(path, dict.fromkeys(LABELS, 0.5))
+    return path
 
 
 def fold_teacher(teacher: str, k: int, splits) -> str:
@@ -156,6 +166,15 @@ def pooled_markdown(overall: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def epochs_markdown(epochs: list) -> str:
+    """The epoch each fold's model was best at, for training a model without validation."""
+    if None in epochs:
+        return ""
+    return (f"\nBest epoch per fold: {', '.join(f'{e:g}' for e in epochs)} (median {np.median(epochs):g}). "
+            "For a model trained on train and validation together: `python -m train --validation_fraction 0 "
+            "--num_train_epochs N --thresholds THIS_FOLDER/thresholds.json`, with the other options of this run.\n")
+
+
 def main(argv: list[str]) -> None:
     parser = config_parser("python -m eval.crossval", __doc__)
     parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
@@ -172,6 +191,8 @@ def main(argv: list[str]) -> None:
                                                    config.split_seed))
     folds = len(options.outlet_folds or []) or options.folds
     output_dir = Path(config.output_dir)
+    if config.validation_fraction == 0 and not config.thresholds:
+        config = dataclasses.replace(config, thresholds=str(fixed_thresholds(output_dir)))
     out_of_fold, predictions, rows = [], [], []
     for k, splits in enumerate(fold_splits):
         log.info("Fold %d of %d", k + 1, folds)
@@ -186,6 +207,8 @@ def main(argv: list[str]) -> None:
     results = [{system: report(gold, predicted[system]) for system in predicted}
                for (gold, _), predicted in zip(out_of_fold, predictions)]
     aggregated, overall = summarise(results), pooled([gold for gold, _ in out_of_fold], predictions)
+    epochs = [json.loads((output_dir / f"fold-{k}" / "run_info.json").read_text()).get("best_epoch")
+              for k in range(folds)]
     # For a model trained with these options on all the data: `python -m train --thresholds FILE`.
     thresholds = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]), np.concatenate([s for _, s in out_of_fold]))
     write_json(output_dir / "thresholds.json", thresholds)
@@ -193,10 +216,10 @@ def main(argv: list[str]) -> None:
     write_json(output_dir / "metrics.json", evaluation(
         output_dir, config.data_files,
         {f"fold-{k} test": (len(gold), fold) for k, ((gold, _), fold) in enumerate(zip(out_of_fold, results))},
-        folds=folds, summary=aggregated, pooled=overall, cross_fitted_thresholds=thresholds))
+        folds=folds, summary=aggregated, pooled=overall, cross_fitted_thresholds=thresholds, best_epochs=epochs))
     title = (f"Leave outlets out ({', '.join(options.outlet_folds)})" if options.outlet_folds
              else f"{folds}-fold cross-validation, grouped by article")
-    text = markdown(aggregated, title) + "\n" + pooled_markdown(overall)
+    text = markdown(aggregated, title) + "\n" + pooled_markdown(overall) + epochs_markdown(epochs)
     write_text_atomic(output_dir / "crossval.md", text)
     sys.stdout.write(text)
 

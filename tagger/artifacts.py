@@ -55,6 +55,11 @@ def write_json(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def thresholds_from(run_info: dict) -> str:
+    given = run_info.get("thresholds_file")
+    return f"from `{Path(given).name}`, given to the run" if given else "tuned on validation"
+
+
 def weights_note(run_info: dict) -> str:
     digest = run_info.get("base_model_sha256")
     return f" (model.safetensors sha256 `{digest}`)" if digest else ""
@@ -84,7 +89,7 @@ tagger = pipeline("text-classification", model="PATH_TO_THIS_FOLDER", top_k=None
 tagger("Russian forces withdrew from the city after heavy shelling.")
 ```
 The pipeline gives a sigmoid score per label. Turn scores into labels with the per-class
-thresholds in `thresholds.json` (tuned on validation): with this repository installed,
+thresholds in `thresholds.json` ({thresholds_from(run_info)}): with this repository installed,
 `Tagger.from_pretrained("PATH_TO_THIS_FOLDER").tag(sentences)` (`from tagger import Tagger`) or
 `python -m eval.predict` do both.
 
@@ -92,7 +97,7 @@ thresholds in `thresholds.json` (tuned on validation): with this repository inst
 Label Studio exports: {", ".join(f"`{Path(f).name}`" for f in run_info["data_files"])};
 splits grouped by article: {sizes}. Data fingerprint `{run_info["data_fingerprint"][:16]}`.
 
-## Test metrics (held-out articles, thresholds from validation)
+## Test metrics (held-out articles, thresholds {thresholds_from(run_info)})
 | label | precision | recall | F1 | support | threshold |
 |---|---|---|---|---|---|
 {rows}

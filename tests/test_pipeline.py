@@ -190,6 +190,8 @@ def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
             low, high = pooled["ci95"][label]
             assert low <= pooled["per_class"][label]["f1"] <= high
     assert "Every fold's test sentences together" in result.stdout
+    epochs = metrics["best_epochs"]
+    assert len(epochs) == 3 and all(1 <= e <= 3 for e in epochs) and "Best epoch per fold" in result.stdout
     # Distilling: fold k's student learns from fold k's teacher; a teacher of other folds is refused.
     student = cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--teacher", str(tmp_path),
                   "--output_dir", str(tmp_path / "student"))
@@ -224,6 +226,31 @@ def test_training_with_thresholds_from_a_file_uses_them(tmp_path):
               "--output_dir", str(tmp_path / "other"), check=False)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith("none.json: no such thresholds file")
     assert "train_runtime" not in bad.stderr  # stopped before training
+
+
+def test_without_validation_a_run_trains_every_epoch_with_the_given_thresholds(tmp_path):
+    refused = cli("train", "--config", "configs/smoke.yaml", "--validation_fraction", "0",
+                  "--output_dir", str(tmp_path / "none"), check=False)
+    assert refused.returncode == 1 and "give the thresholds with --thresholds" in refused.stderr
+    given = dict(zip(LABELS, (0.3, 0.4, 0.6, 0.7)))
+    (tmp_path / "thresholds.json").write_text(json.dumps(given))
+    result = cli("train", "--config", "configs/smoke.yaml", "--validation_fraction", "0", "--thresholds",
+                 str(tmp_path / "thresholds.json"), "--output_dir", str(tmp_path / "model"))
+    model = tmp_path / "model"
+    info = json.loads((model / "run_info.json").read_text())
+    assert info["split_sizes"]["validation"] == 0 and info["best_epoch"] is None
+    assert info["split_sizes"]["train"] + info["split_sizes"]["test"] == 165
+    assert "'epoch': '3'" in result.stdout  # all of num_train_epochs: nothing to stop early on
+    assert json.loads((model / "thresholds.json").read_text()) == given
+    assert set(json.loads((model / "metrics.json").read_text())["splits"]) == {"test"}
+    assert "thresholds from `thresholds.json`, given to the run" in (model / "README.md").read_text()
+    # Cross-validated the same way: the cross-fitted row estimates such a model.
+    cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--validation_fraction", "0",
+        "--output_dir", str(tmp_path / "cv"))
+    assert json.loads((tmp_path / "cv" / "fixed-thresholds.json").read_text()) == dict.fromkeys(LABELS, 0.5)
+    metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert metrics["best_epochs"] == [None] * 3
+    assert sum(split["sentences"] for split in metrics["splits"].values()) == 165
 
 
 def test_debug_shows_the_traceback(tmp_path):

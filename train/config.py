@@ -41,7 +41,9 @@ class TrainConfig:
     # --- data ---
     data_files: list[str] = field(default_factory=lambda: ["data/seed_export.json"], metadata={
         "help": "Label Studio full JSON exports, combined."})
-    validation_fraction: float = field(default=0.15, metadata={"help": "Share of articles for validation."})
+    validation_fraction: float = field(default=0.15, metadata={
+        "help": "Share of articles for validation. 0: no validation split; the run trains num_train_epochs on "
+                "everything but test and takes its thresholds from --thresholds (see eval.crossval)."})
     test_fraction: float = field(default=0.15, metadata={"help": "Share of articles held out for the test report."})
     test_outlets: list[str] = field(default_factory=list, metadata={
         "help": "Hold out these outlets (data.source) as the test split: generalisation to unseen outlets."})

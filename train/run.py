@@ -16,6 +16,7 @@ from transformers import set_seed
 
 from tagger import artifacts
 from tagger.annotations import read_exports
+from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
 from tagger.predictor import thresholds_file
 from train import checkpoints, hub, output
@@ -53,6 +54,9 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
     if config.thresholds:
         thresholds_file(Path(config.thresholds))  # a bad file stops the run now, not after training
+    elif not len(splits["validation"]):
+        raise UserError("no validation split (validation_fraction 0): give the thresholds with --thresholds, "
+                        "e.g. the thresholds.json of `python -m eval.crossval` with the same options")
     output_dir = Path(config.output_dir)
     # One process, or several under `accelerate launch` / torchrun (gloo on CPUs). Only the main
     # process writes the output folder, so only it holds the folder's lock.
@@ -73,7 +77,7 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
             thresholds, metrics = tune_and_evaluate(trainer, tokenized, config)
-            info = run_info(config, base, splits, summary, processes.num_processes)
+            info = run_info(config, base, splits, summary, processes.num_processes) | {"best_epoch": best_epoch(trainer)}
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
                 save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
@@ -98,12 +102,11 @@ def fit(config: TrainConfig, base, tokenized, checkpoint_dir: Path, processes):
 def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, dict]:
     """Per-class thresholds from validation only (or from --thresholds), then validation and
     test metrics with them."""
-    validation = scored(trainer, tokenized["validation"])
-    thresholds = thresholds_file(Path(config.thresholds)) if config.thresholds else tune_thresholds(*validation)
-    test = scored(trainer, tokenized["test"])
+    scored_splits = {name: scored(trainer, tokenized[name]) for name in ("validation", "test") if len(tokenized[name])}
+    thresholds = thresholds_file(Path(config.thresholds)) if config.thresholds else tune_thresholds(*scored_splits["validation"])
     return thresholds, evaluation(config.output_dir, config.data_files, {
         name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds))})
-        for name, (gold, scores) in (("validation", validation), ("test", test))})
+        for name, (gold, scores) in scored_splits.items()})
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict:
@@ -114,6 +117,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
         "offline_fallback_used": base.fell_back,
         "base_model_sha256": base.weights_sha256,
         "data_files": [str(f) for f in config.data_files],
+        "thresholds_file": config.thresholds or None,
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},
@@ -122,6 +126,12 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
         "mixed_precision": mixed_precision(config.mixed_precision),
         "transformers_version": transformers.__version__,
     }
+
+
+def best_epoch(trainer) -> float | None:
+    """The epoch of the best validation macro-F1 (the weights kept), None without validation."""
+    evaluations = [entry for entry in trainer.state.log_history if "eval_macro_f1" in entry]
+    return max(evaluations, key=lambda entry: entry["eval_macro_f1"])["epoch"] if evaluations else None
 
 
 def scored(trainer, dataset):

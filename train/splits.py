@@ -30,7 +30,7 @@ def make_splits(sentences: list[Sentence], validation_fraction: float, test_frac
         test_fraction = len(test) / len(sentences)
     else:
         rest, test = hold_out(everything, groups, strata, test_fraction, seed)
-    train, validation = hold_out(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
+    train, validation = split_off_validation(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
     return as_splits(sentences, train, validation, test)
 
 
@@ -39,7 +39,7 @@ def cross_validation_splits(sentences: list[Sentence], folds: int, validation_fr
     groups, strata = merged_groups(sentences), rarest_label(sentences)
     folding = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for rest, test in folding.split(np.arange(len(sentences)), strata, groups):
-        train, validation = hold_out(rest, groups, strata, validation_fraction / (1 - 1 / folds), seed)
+        train, validation = split_off_validation(rest, groups, strata, validation_fraction / (1 - 1 / folds), seed)
         yield as_splits(sentences, train, validation, test)
 
 
@@ -59,6 +59,13 @@ def outlet_hold_out(sentences, groups, outlets: set[str]):
     test_groups = set(groups[in_test])
     leaking = ~in_test & np.isin(groups, list(test_groups))
     return np.flatnonzero(~in_test & ~leaking), np.flatnonzero(in_test)
+
+
+def split_off_validation(indices, groups, strata, fraction: float, seed: int):
+    """(train, validation); a fraction of 0 leaves validation empty: train on everything but test."""
+    if fraction == 0:
+        return indices, indices[:0]
+    return hold_out(indices, groups, strata, fraction, seed)
 
 
 def hold_out(indices, groups, strata, fraction: float, seed: int):

@@ -69,7 +69,9 @@ def logging_dir(config: TrainConfig) -> str:
     return config.logging_dir or f"{config.output_dir}-outputs/runs"
 
 
-def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArguments:
+def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: bool = True) -> TrainingArguments:
+    """Without a validation split (validation_fraction 0) nothing is evaluated: the run trains
+    num_train_epochs and keeps the last weights."""
     strategy = "steps" if config.eval_steps > 0 else "epoch"
     # transformers 5 reads TensorBoard's folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = logging_dir(config)
@@ -87,13 +89,13 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup_steps,
         seed=config.seed,
-        eval_strategy=strategy,
+        eval_strategy=strategy if validating else "no",
         save_strategy=strategy,
         eval_steps=config.eval_steps or None,
         save_steps=config.eval_steps or None,
         logging_steps=config.logging_steps,
-        load_best_model_at_end=True,
-        metric_for_best_model="macro_f1",
+        load_best_model_at_end=validating,
+        metric_for_best_model="macro_f1" if validating else None,
         greater_is_better=True,
         save_total_limit=2,  # the best and the latest, enough to resume
         restore_callback_states_from_checkpoint=True,  # early stopping's patience, on --resume
@@ -110,14 +112,15 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str) -> TrainingArgu
 
 def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
     pos_weight = positive_weights(splits["train"]["labels"]) if config.class_weights else None
+    validating = len(splits["validation"]) > 0
     return Trainer(
         model=model,
-        args=training_arguments(config, checkpoint_dir),
+        args=training_arguments(config, checkpoint_dir, validating),
         train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
+        eval_dataset=splits["validation"] if validating else None,
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_loss_func=weighted_bce(pos_weight),
         compute_metrics=validation_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)] if validating else [],
     )
