@@ -4,18 +4,20 @@ k-fold cross-validation grouped by article: k models, each tested on articles th
 the others' test parts hold, with TF-IDF + logistic regression scored on the same folds. The
 model is scored twice: with thresholds from its validation split, and with cross-fitted
 thresholds (tuned on the other folds' out-of-fold scores). Prints mean and spread of each
-class's F1 and writes metrics.json (each fold's test part as a split, and the summary),
-crossval.md, out_of_fold.jsonl (each test sentence's scores from the model that did not see it),
-and thresholds.json (tuned on every fold's out-of-fold scores, for a model trained with the same
-options: `python -m train --thresholds FILE`) in output_dir. With --teacher DIR (another
-cross-validation's folder, same folds), each fold's model is distilled from DIR's model of that
-fold. With --resume true,
-a fold whose folder already holds a model trained with the same options on the same data is
-reused, so an interrupted cross-validation goes on where it stopped. With --outlet_folds, each
-fold holds out whole outlets instead (generalisation to outlets never seen); sentences of other
-outlets that repeat a held-out sentence are left out of that fold. With --validation_fraction 0, each fold trains num_train_epochs on all but its test part
-(as a shipped model would, with `python -m train --validation_fraction 0 --thresholds FILE`): the
-cross-fitted row then estimates that model, the `model` row uses --thresholds or 0.5.
+class's F1, and F1 over all folds' test sentences together with bootstrap intervals. Writes
+metrics.json (each fold's test part as a split, the summary, the pooled scores, each fold's
+best epoch), crossval.md, out_of_fold.jsonl (each test sentence's scores and labels from the
+model that did not see it), and thresholds.json (tuned on every fold's out-of-fold scores, for
+a model trained with the same options: `python -m train --thresholds FILE`) in output_dir.
+With --resume true, a fold whose folder already holds a model trained with the same options on
+the same data is reused, so an interrupted cross-validation goes on where it stopped.
+With --outlet_folds, each fold holds out whole outlets instead (generalisation to outlets never
+seen); sentences of other outlets that repeat a held-out sentence are left out of that fold.
+With --teacher DIR (another cross-validation's folder, same folds), each fold's model is
+distilled from DIR's model of that fold. With --validation_fraction 0, each fold trains
+num_train_epochs on all but its test part, as a model shipped with `python -m train
+--validation_fraction 0 --thresholds FILE` would: the cross-fitted row estimates that model, the
+`model` row uses --thresholds or 0.5.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
@@ -222,6 +224,7 @@ def main(argv: list[str]) -> None:
     text = markdown(aggregated, title) + "\n" + pooled_markdown(overall) + epochs_markdown(epochs)
     write_text_atomic(output_dir / "crossval.md", text)
     sys.stdout.write(text)
+
 
 if __name__ == "__main__":
     run_command(main)
