@@ -212,7 +212,8 @@ def main(argv: list[str]) -> None:
     epochs = [json.loads((output_dir / f"fold-{k}" / "run_info.json").read_text()).get("best_epoch")
               for k in range(folds)]
     # For a model trained with these options on all the data: `python -m train --thresholds FILE`.
-    thresholds = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]), np.concatenate([s for _, s in out_of_fold]))
+    thresholds = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]),
+                                 np.concatenate([s for _, s in out_of_fold]))
     write_json(output_dir / "thresholds.json", thresholds)
     write_text_atomic(output_dir / "out_of_fold.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     write_json(output_dir / "metrics.json", evaluation(

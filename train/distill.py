@@ -62,8 +62,8 @@ def unlabelled_tasks(paths: list[str], splits: DatasetDict) -> list[dict]:
                 seen.add(text)
                 kept.append({"text": text, "group": group, "task": f"{path.name}#{position}"})
     if paths:
-        log.info("Unlabelled sentences: %d new, %d left out (their article or held-out outlet is in validation or test)",
-                 len(kept), left_out)
+        log.info("Unlabelled sentences: %d new, %d left out (their article or held-out outlet is in "
+                 "validation or test)", len(kept), left_out)
     return kept
 
 

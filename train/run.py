@@ -77,7 +77,7 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
             thresholds, metrics = tune_and_evaluate(trainer, tokenized, config)
-            info = run_info(config, base, splits, summary, processes.num_processes) | {"best_epoch": best_epoch(trainer)}
+            info = run_info(config, base, splits, summary, processes.num_processes, best_epoch(trainer))
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
                 save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
@@ -103,13 +103,14 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, di
     """Per-class thresholds from validation only (or from --thresholds), then validation and
     test metrics with them."""
     scored_splits = {name: scored(trainer, tokenized[name]) for name in ("validation", "test") if len(tokenized[name])}
-    thresholds = thresholds_file(Path(config.thresholds)) if config.thresholds else tune_thresholds(*scored_splits["validation"])
+    thresholds = (thresholds_file(Path(config.thresholds)) if config.thresholds
+                  else tune_thresholds(*scored_splits["validation"]))
     return thresholds, evaluation(config.output_dir, config.data_files, {
         name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds))})
         for name, (gold, scores) in scored_splits.items()})
 
 
-def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict:
+def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None) -> dict:
     """What the run used: base model, data and its fingerprint, split sizes, what was skipped."""
     return {
         "base_model": base.source,
@@ -125,6 +126,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int) -> dict
         "processes": processes,
         "mixed_precision": mixed_precision(config.mixed_precision),
         "transformers_version": transformers.__version__,
+        "best_epoch": epoch,
     }
 
 
