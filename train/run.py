@@ -111,7 +111,8 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, di
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None) -> dict:
-    """What the run used: base model, data and its fingerprint, split sizes, what was skipped."""
+    """What the run used: base model, data and its fingerprint, split sizes, what was skipped; and
+    the epoch whose model was kept (None without validation)."""
     return {
         "base_model": base.source,
         "base_model_requested": config.model_name_or_path,
