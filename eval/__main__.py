@@ -11,10 +11,10 @@ from pathlib import Path
 from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json
 from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, add_tagger_options,
-                        default_output_dir, run_command, tagger_from)
-from tagger.labels import multi_hot
+                        default_output_dir, run_command)
+from tagger.labels import LabelSchema
 from tagger.metrics import apply_thresholds, evaluation, format_table, report
-from tagger.predictor import Tagger
+from tagger.predictor import Tagger, tagger_from
 from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 SPLITS = ("all", "train", "validation", "test")
 
 
-def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
+def evaluation_rows(model_dir: Path, schema: LabelSchema, data_files: list[str], split: str):
     """(texts, multi-hot gold) to score: every sentence, or one split rebuilt as in training.
     Annotators' ties are resolved as in training, so gold means what the model learned."""
     if split == "all":
-        sentences, summary = read_exports(data_files, trained_options(model_dir)["tie_break"])
+        sentences, summary = read_exports(data_files, schema, trained_options(model_dir)["tie_break"])
         log.info("Read %s", summary)
-        return [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
+        return [s.text for s in sentences], [schema.multi_hot(s.labels) for s in sentences]
     splits, summary = splits_as_trained(model_dir, data_files)
     log.info("Read %s", summary)
     return list(splits[split]["text"]), list(splits[split]["labels"])
@@ -36,8 +36,8 @@ def evaluation_rows(model_dir: Path, data_files: list[str], split: str):
 
 def evaluate(tagger: Tagger, data_files: list[str], split: str = "all") -> tuple[int, dict]:
     """(sentences scored, their report)."""
-    texts, gold = evaluation_rows(tagger.model_dir, data_files, split)
-    return len(texts), report(gold, apply_thresholds(tagger.scores(texts), tagger.thresholds))
+    texts, gold = evaluation_rows(tagger.model_dir, tagger.schema, data_files, split)
+    return len(texts), report(gold, apply_thresholds(tagger.scores(texts), tagger.thresholds), tagger.schema.labels)
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
-from tagger.labels import LABELS
 from tagger.metrics import apply_thresholds, tune_thresholds
 
 # Words an analyst would search for first, taken from the annotation guidelines.
@@ -24,26 +23,32 @@ class AlwaysNone:
     name = "always none"
     tuned = False  # fixed rules: thresholds are not tuned on validation
 
+    def __init__(self, label_names):
+        self.label_names = label_names
+
     def fit(self, texts, labels):
         return self
 
     def scores(self, texts) -> np.ndarray:
-        return np.zeros((len(texts), len(LABELS)))
+        return np.zeros((len(texts), len(self.label_names)))
 
 
-class KeywordRules:
+class KeywordRules(AlwaysNone):
+    """The bundled labels' keywords; a label of another project has none and is never chosen."""
+
     name = "keyword rules"
-    tuned = False
 
     def fit(self, texts, labels):
-        self.patterns = [re.compile(KEYWORDS[label], re.IGNORECASE) for label in LABELS]
+        self.patterns = [re.compile(KEYWORDS[label], re.IGNORECASE) if label in KEYWORDS else None
+                         for label in self.label_names]
         return self
 
     def scores(self, texts) -> np.ndarray:
-        return np.array([[float(bool(p.search(t))) for p in self.patterns] for t in texts])
+        return np.array([[float(bool(p and p.search(t))) for p in self.patterns] for t in texts]).reshape(
+            len(texts), len(self.patterns))
 
 
-class TfidfLogistic:
+class TfidfLogistic(AlwaysNone):
     """Word 1-2 gram TF-IDF with one class-balanced logistic regression per label."""
 
     name = "TF-IDF + logistic regression"
@@ -63,11 +68,11 @@ class TfidfLogistic:
 BASELINES = (AlwaysNone, KeywordRules, TfidfLogistic)
 
 
-def test_predictions(baseline_class, splits) -> np.ndarray:
+def test_predictions(baseline_class, splits, labels) -> np.ndarray:
     """Fit on train, take thresholds from validation (fixed 0.5 for rules, and without a
     validation split), predict test."""
-    baseline = baseline_class().fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
+    baseline = baseline_class(labels).fit(list(splits["train"]["text"]), list(splits["train"]["labels"]))
     validation = splits["validation"]
-    thresholds = (tune_thresholds(list(validation["labels"]), baseline.scores(list(validation["text"])))
-                  if baseline.tuned and len(validation) else dict.fromkeys(LABELS, 0.5))
+    thresholds = (tune_thresholds(list(validation["labels"]), baseline.scores(list(validation["text"])), labels)
+                  if baseline.tuned and len(validation) else dict.fromkeys(labels, 0.5))
     return apply_thresholds(baseline.scores(list(splits["test"]["text"])), thresholds)

@@ -31,7 +31,7 @@ from tagger.annotations import read_exports
 from tagger.artifacts import write_json
 from tagger.cli import (MODES, ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
                         run_command)
-from tagger.labels import LABELS, multi_hot
+from tagger import labels as label_schema
 from tagger.metrics import apply_thresholds, report
 from tagger.predictor import Tagger, read_thresholds
 from train.prepare import prepare
@@ -41,12 +41,12 @@ SYSTEMS = ("pipeline", *MODES)
 ANSWER = "bench-worker: "  # marks the worker's answers among whatever else libraries print
 
 
-def bench_sentences(data: list[str], count: int):
-    """(texts, multi-hot gold or None): the labeled sentences when given, else the seed
-    sentences, repeated or cut to `count`."""
+def bench_sentences(data: list[str], count: int, schema):
+    """(texts, multi-hot gold or None): the labeled sentences when given (read with the model's
+    labels), else the seed sentences, repeated or cut to `count`."""
     if data:
-        sentences, _ = read_exports(data)
-        texts, gold = [s.text for s in sentences], [multi_hot(s.labels) for s in sentences]
+        sentences, _ = read_exports(data, schema)
+        texts, gold = [s.text for s in sentences], [schema.multi_hot(s.labels) for s in sentences]
     else:
         texts, gold = [t["data"]["text"] for t in prepare([REPO / "seeds"])], None
     repeats = -(-count // len(texts))
@@ -62,9 +62,10 @@ def scorer(system: str, model_dir: Path):
     tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
 
     def score(texts):
-        return np.array([[{d["label"]: d["score"] for d in row}[label] for label in LABELS]
+        return np.array([[{d["label"]: d["score"] for d in row}[label] for label in schema.labels]
                          for row in tagger(texts)])
-    return score, read_thresholds(model_dir)
+    schema = label_schema.of_model(model_dir)
+    return score, read_thresholds(model_dir, schema.labels)
 
 
 class Worker:
@@ -139,7 +140,7 @@ def serve(system: str, model_dir: Path, texts: list[str], gold):
         print(ANSWER + json.dumps({"speed": len(texts) / (time.perf_counter() - start)}), flush=True)
     answer = {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if gold is not None:
-        answer["macro_f1"] = report(gold, apply_thresholds(scores, thresholds))["macro"]["f1"]
+        answer["macro_f1"] = report(gold, apply_thresholds(scores, thresholds), list(thresholds))["macro"]["f1"]
     print(ANSWER + json.dumps(answer), flush=True)
 
 
@@ -170,7 +171,8 @@ def flops_per_sentence(model_dir: Path, texts: list[str]) -> dict:
 
     from tagger.first_token import last_layer_first_token_only
     from tagger.predictor import load_model
-    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_model(model_dir, label_schema.of_model(model_dir).labels)
     spread = texts[::max(1, len(texts) // 200)][:200]
     sample = [tokenizer(text, truncation=True, return_tensors="pt") for text in spread]
     counts = {}
@@ -228,7 +230,7 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, batch
     # Enough rows for the Trainer's length grouping, which sorts groups of up to 50 batches (and
     # none when the data holds fewer than 8 batches); repeats where `texts` is short.
     texts = texts * -(-40 * batch_size // len(texts))
-    rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * len(LABELS)] * len(texts)})
+    rows = Dataset.from_dict({"text": texts, "labels": [[0.0] * model.config.num_labels] * len(texts)})
     rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True)
     clock = SteadyClock(skip)
     with tempfile.TemporaryDirectory() as work:
@@ -280,7 +282,7 @@ def main(argv: list[str]) -> None:
     add_output_dir_option(parser, "MODEL-outputs/bench")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    texts, gold = bench_sentences(args.data, args.sentences)
+    texts, gold = bench_sentences(args.data, args.sentences, label_schema.of_model(args.model))
     if args.worker:
         serve(args.worker, args.model, texts, gold)
         return

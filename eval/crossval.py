@@ -32,13 +32,12 @@ import yaml
 
 from eval.baselines import TfidfLogistic, test_predictions
 from eval.report import bootstrap_f1
-from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json, write_text_atomic
 from tagger.cli import UserError, run_command, spellings
-from tagger.labels import LABELS
 from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
 from train.config import TrainConfig, config_parser, parse_config, to_yaml
+from train.data import load_data
 from train.run import train_on
 from train.splits import cross_validation_splits, fingerprint, make_splits
 
@@ -54,46 +53,47 @@ def fold_predictions(model_dir: Path, splits) -> tuple[np.ndarray, np.ndarray, d
     scores = predictor.scores(list(splits["test"]["text"]))
     return np.array(splits["test"]["labels"]), scores, {
         "model": apply_thresholds(scores, predictor.thresholds),
-        TfidfLogistic.name: test_predictions(TfidfLogistic, splits)}
+        TfidfLogistic.name: test_predictions(TfidfLogistic, splits, predictor.schema.labels)}
 
 
-def cross_fitted(out_of_fold: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+def cross_fitted(out_of_fold: list[tuple[np.ndarray, np.ndarray]], labels) -> list[np.ndarray]:
     """Each fold's test predictions with thresholds tuned on the other folds' test scores (each
     from its own model): four times the positives of one validation split, none of them this fold's."""
     predictions = []
     for k, (gold, scores) in enumerate(out_of_fold):
         others = [fold for i, fold in enumerate(out_of_fold) if i != k]
-        thresholds = tune_thresholds(np.concatenate([g for g, _ in others]), np.concatenate([s for _, s in others]))
+        thresholds = tune_thresholds(np.concatenate([g for g, _ in others]), np.concatenate([s for _, s in others]),
+                                     labels)
         predictions.append(apply_thresholds(scores, thresholds))
     return predictions
 
 
-def pooled(gold: list[np.ndarray], predictions: list[dict[str, np.ndarray]]) -> dict[str, dict]:
+def pooled(gold: list[np.ndarray], predictions: list[dict[str, np.ndarray]], labels) -> dict[str, dict]:
     """Each system's F1 over every fold's test sentences together (each sentence once), with
     bootstrap 95% intervals: one interval per class instead of a spread of k small samples."""
     gold = np.concatenate(gold)
     result = {}
     for system in predictions[0]:
         predicted = np.concatenate([fold[system] for fold in predictions])
-        result[system] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+        result[system] = {**report(gold, predicted, labels), "ci95": bootstrap_f1(gold, predicted, labels)}
     return result
 
 
-def fold_model(config, splits, summary) -> Path:
+def fold_model(config, splits, data) -> Path:
     """Train the fold; with --resume, take the model an earlier run left in its folder if it
     was trained with the same options on the same data."""
     output_dir = Path(config.output_dir)
     if config.resume and same_run(output_dir, config, splits):
         log.info("Reusing %s: trained with the same options on the same data", output_dir)
         return output_dir
-    return train_on(config, splits, summary)
+    return train_on(config, splits, data)
 
 
-def fixed_thresholds(output_dir: Path) -> Path:
+def fixed_thresholds(output_dir: Path, labels) -> Path:
     """0.5 for every class, for folds trained without a validation split to tune on: their
     `model` row uses it; the cross-fitted row is the estimate for such a model."""
     path = output_dir / "fixed-thresholds.json"
-    write_json(path, dict.fromkeys(LABELS, 0.5))
+    write_json(path, dict.fromkeys(labels, 0.5))
     return path
 
 
@@ -112,16 +112,13 @@ def fold_teacher(teacher: str, k: int, splits) -> str:
     return str(model_dir)
 
 
-def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, np.ndarray]) -> list[dict]:
+def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, np.ndarray], schema) -> list[dict]:
     """One row per test sentence of fold k, with each system's labels: for error analysis and
     for comparing models sentence by sentence."""
-    test = splits["test"]
-
-    def names(row) -> list[str]:
-        return [label for label, on in zip(LABELS, row) if on]
+    test, names = splits["test"], schema.names
     return [{"fold": k, "task": test["task"][i], "outlet": test["outlet"][i], "text": test["text"][i],
              "labels": names(test["labels"][i]),
-             "scores": {label: round(float(score), 4) for label, score in zip(LABELS, scores[i])},
+             "scores": {label: round(float(score), 4) for label, score in zip(schema.labels, scores[i])},
              "predicted": {system: names(predicted[i]) for system, predicted in predictions.items()}}
             for i in range(len(test))]
 
@@ -137,34 +134,34 @@ def same_run(model_dir: Path, config, splits) -> bool:
     return same_options and run_info.get("data_fingerprint") == fingerprint(splits)
 
 
-def summarise(folds: list[dict]) -> dict:
+def summarise(folds: list[dict], labels) -> dict:
     """Mean and standard deviation over folds of each system's per-class and macro F1."""
     result = {}
     for system in folds[0]:
-        f1 = {label: [fold[system]["per_class"][label]["f1"] for fold in folds] for label in LABELS}
+        f1 = {label: [fold[system]["per_class"][label]["f1"] for fold in folds] for label in labels}
         f1["macro"] = [fold[system]["macro"]["f1"] for fold in folds]
         result[system] = {name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v}
                           for name, v in f1.items()}
     return result
 
 
-def markdown(summary: dict, title: str) -> str:
+def markdown(summary: dict, title: str, labels) -> str:
     lines = [f"# {title} (F1, mean ± std over folds)", "",
-             "| system | " + " | ".join(LABELS) + " | macro-F1 |", "|---|" + "---|" * (len(LABELS) + 1)]
+             "| system | " + " | ".join(labels) + " | macro-F1 |", "|---|" + "---|" * (len(labels) + 1)]
     for system, scores in summary.items():
         lines.append(f"| {system} | " + " | ".join(
-            f"{scores[name]['mean']:.3f} ± {scores[name]['std']:.3f}" for name in [*LABELS, "macro"]) + " |")
+            f"{scores[name]['mean']:.3f} ± {scores[name]['std']:.3f}" for name in [*labels, "macro"]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def pooled_markdown(overall: dict) -> str:
+def pooled_markdown(overall: dict, labels) -> str:
     lines = ["# Every fold's test sentences together (F1 [bootstrap 95% interval])", "",
-             "| system | " + " | ".join(LABELS) + " | macro-F1 |", "|---|" + "---|" * (len(LABELS) + 1)]
+             "| system | " + " | ".join(labels) + " | macro-F1 |", "|---|" + "---|" * (len(labels) + 1)]
     for system, result in overall.items():
-        f1 = {**{label: result["per_class"][label]["f1"] for label in LABELS}, "macro": result["macro"]["f1"]}
+        f1 = {**{label: result["per_class"][label]["f1"] for label in labels}, "macro": result["macro"]["f1"]}
         lines.append(f"| {system} | " + " | ".join(
             f"{f1[name]:.3f} [{result['ci95'][name][0]:.2f}, {result['ci95'][name][1]:.2f}]"
-            for name in [*LABELS, "macro"]) + " |")
+            for name in [*labels, "macro"]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -177,54 +174,69 @@ def epochs_markdown(epochs: list) -> str:
             "--num_train_epochs N --thresholds THIS_FOLDER/thresholds.json`, with the other options of this run.\n")
 
 
-def main(argv: list[str]) -> None:
-    parser = config_parser("python -m eval.crossval", __doc__)
-    parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
-    parser.add_argument(*spellings(["--outlet_folds"]), nargs="+", metavar="OUTLET[,OUTLET...]",
-                        help="Leave outlets out instead: one fold per argument, whose test part is every "
-                             "sentence of those outlets (data.source), e.g. RT bbc DailyMail,Express.")
-    config, options = parse_config(argv, parser)
-    sentences, summary = read_exports(config.data_files, config.tie_break)
-    if options.outlet_folds:
-        fold_splits = [make_splits(sentences, config.validation_fraction, config.test_fraction, config.split_seed,
-                                   outlets.split(",")) for outlets in options.outlet_folds]
-    else:
-        fold_splits = list(cross_validation_splits(sentences, options.folds, config.validation_fraction,
-                                                   config.split_seed))
-    folds = len(options.outlet_folds or []) or options.folds
-    output_dir = Path(config.output_dir)
+def fold_splits_of(config, data, folds: int, outlet_folds) -> list:
+    """Each fold's train/validation/test splits: by article, or one fold per group of outlets."""
+    if outlet_folds:
+        return [make_splits(data.sentences, data.schema, config.validation_fraction, config.test_fraction,
+                            config.split_seed, outlets.split(",")) for outlets in outlet_folds]
+    return list(cross_validation_splits(data.sentences, data.schema, folds, config.validation_fraction,
+                                        config.split_seed))
+
+
+def cross_validate(config, folds: int = 5, outlet_folds=None) -> str:
+    """Train and score every fold (reusing finished ones with --resume), write the output files
+    into config.output_dir, and return crossval.md's text."""
+    data = load_data(config)
+    labels, all_splits = data.schema.labels, fold_splits_of(config, data, folds, outlet_folds)
+    folds, output_dir = len(all_splits), Path(config.output_dir)
     if config.validation_fraction == 0 and not config.thresholds:
-        config = dataclasses.replace(config, thresholds=str(fixed_thresholds(output_dir)))
+        config = dataclasses.replace(config, thresholds=str(fixed_thresholds(output_dir, labels)))
     out_of_fold, predictions, rows = [], [], []
-    for k, splits in enumerate(fold_splits):
+    for k, splits in enumerate(all_splits):
         log.info("Fold %d of %d", k + 1, folds)
         fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"),
                                           teacher=fold_teacher(config.teacher, k, splits))
-        gold, scores, predicted = fold_predictions(fold_model(fold_config, splits, summary), splits)
+        gold, scores, predicted = fold_predictions(fold_model(fold_config, splits, data), splits)
         out_of_fold.append((gold, scores))
         predictions.append(predicted)
-    for k, (predicted, fitted) in enumerate(zip(predictions, cross_fitted(out_of_fold))):
+    for k, (predicted, fitted) in enumerate(zip(predictions, cross_fitted(out_of_fold, labels))):
         predicted[CROSS_FITTED] = fitted
-        rows += out_of_fold_rows(k, fold_splits[k], out_of_fold[k][1], predicted)
-    results = [{system: report(gold, predicted[system]) for system in predicted}
+        rows += out_of_fold_rows(k, all_splits[k], out_of_fold[k][1], predicted, data.schema)
+    results = [{system: report(gold, predicted[system], labels) for system in predicted}
                for (gold, _), predicted in zip(out_of_fold, predictions)]
-    aggregated, overall = summarise(results), pooled([gold for gold, _ in out_of_fold], predictions)
+    aggregated = summarise(results, labels)
+    overall = pooled([gold for gold, _ in out_of_fold], predictions, labels)
     epochs = [json.loads((output_dir / f"fold-{k}" / "run_info.json").read_text()).get("best_epoch")
               for k in range(folds)]
     # For a model trained with these options on all the data: `python -m train --thresholds FILE`.
     thresholds = tune_thresholds(np.concatenate([g for g, _ in out_of_fold]),
-                                 np.concatenate([s for _, s in out_of_fold]))
+                                 np.concatenate([s for _, s in out_of_fold]), labels)
     write_json(output_dir / "thresholds.json", thresholds)
     write_text_atomic(output_dir / "out_of_fold.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     write_json(output_dir / "metrics.json", evaluation(
         output_dir, config.data_files,
         {f"fold-{k} test": (len(gold), fold) for k, ((gold, _), fold) in enumerate(zip(out_of_fold, results))},
-        folds=folds, summary=aggregated, pooled=overall, cross_fitted_thresholds=thresholds, best_epochs=epochs))
-    title = (f"Leave outlets out ({', '.join(options.outlet_folds)})" if options.outlet_folds
+        labels=list(labels), folds=folds, summary=aggregated, pooled=overall, cross_fitted_thresholds=thresholds,
+        best_epochs=epochs))
+    title = (f"Leave outlets out ({', '.join(outlet_folds)})" if outlet_folds
              else f"{folds}-fold cross-validation, grouped by article")
-    text = markdown(aggregated, title) + "\n" + pooled_markdown(overall) + epochs_markdown(epochs)
+    text = markdown(aggregated, title, labels) + "\n" + pooled_markdown(overall, labels) + epochs_markdown(epochs)
     write_text_atomic(output_dir / "crossval.md", text)
-    sys.stdout.write(text)
+    return text
+
+
+def add_fold_options(parser) -> None:
+    parser.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
+    parser.add_argument(*spellings(["--outlet_folds"]), nargs="+", metavar="OUTLET[,OUTLET...]",
+                        help="Leave outlets out instead: one fold per argument, whose test part is every "
+                             "sentence of those outlets (data.source), e.g. RT bbc DailyMail,Express.")
+
+
+def main(argv: list[str]) -> None:
+    parser = config_parser("python -m eval.crossval", __doc__)
+    add_fold_options(parser)
+    config, options = parse_config(argv, parser)
+    sys.stdout.write(cross_validate(config, options.folds, options.outlet_folds))
 
 
 if __name__ == "__main__":

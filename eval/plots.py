@@ -7,12 +7,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-from tagger.labels import LABELS  # noqa: E402
-
 
 def pr_curves(gold, scores, thresholds, path) -> None:
-    figure, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 3.6), sharey=True)
-    for axis, i, label in zip(axes, range(len(LABELS)), LABELS):
+    """One panel per label (the thresholds' keys, in column order), in rows of at most five."""
+    labels = list(thresholds)
+    columns = min(len(labels), 5)
+    rows = -(-len(labels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.6 * rows), sharey=True, squeeze=False)
+    for axis in axes.flat[len(labels):]:
+        axis.set_visible(False)
+    for axis, i, label in zip(axes.flat, range(len(labels)), labels):
         if gold[:, i].any():
             precision, recall, cuts = precision_recall_curve(gold[:, i], scores[:, i])
             axis.plot(recall, precision)
@@ -21,17 +25,19 @@ def pr_curves(gold, scores, thresholds, path) -> None:
             axis.plot(recall[chosen], precision[chosen], "o", label=f"threshold {thresholds[label]:.2f}")
             axis.legend(loc="lower left")
         axis.set(title=label, xlabel="recall", xlim=(0, 1.02), ylim=(0, 1.02))
-    axes[0].set_ylabel("precision")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("precision")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
-def co_occurrence(matrix, path) -> None:
-    figure, axis = plt.subplots(figsize=(5, 4.2))
+def co_occurrence(matrix, labels, path) -> None:
+    side = 3 + 0.5 * len(labels)
+    figure, axis = plt.subplots(figsize=(side + 0.8, side))
     axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(LABELS)), LABELS, rotation=30, ha="right")
-    axis.set_yticks(range(len(LABELS)), LABELS)
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
     for (row, column), value in np.ndenumerate(matrix):
         axis.text(column, row, str(value), ha="center", va="center")
     figure.tight_layout()

@@ -20,9 +20,8 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from tagger.artifacts import atomic_file
-from tagger.cli import (ArgumentParser, UserError, add_model_option, add_tagger_options, run_command,
-                        tagger_from)
-from tagger.predictor import Tagger
+from tagger.cli import ArgumentParser, UserError, add_model_option, add_tagger_options, run_command
+from tagger.predictor import Tagger, tagger_from
 from train.prepare import split_sentences
 
 log = logging.getLogger(__name__)

@@ -18,28 +18,27 @@ from eval.baselines import BASELINES, TfidfLogistic, test_predictions
 from tagger.artifacts import atomic_file, trained_options, write_json, write_text_atomic
 from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, default_output_dir,
                         run_command)
-from tagger.labels import LABELS
 from tagger.metrics import AVERAGES, apply_thresholds, evaluation, report
 from tagger.predictor import Tagger
 from train.run import splits_as_trained
 
 
-def bootstrap_f1(gold, predicted, rounds: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+def bootstrap_f1(gold, predicted, labels, rounds: int = 1000, seed: int = 0) -> dict[str, list[float]]:
     """95% percentile interval of each class's F1 (and macro-F1) over resampled sentences."""
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(gold), size=(rounds, len(gold)))
     g, p = gold[rows].astype(bool), predicted[rows].astype(bool)
     tp, fp, fn = (g & p).sum(1), (~g & p).sum(1), (g & ~p).sum(1)
     f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    intervals = {label: np.percentile(f1[:, i], [2.5, 97.5]).tolist() for i, label in enumerate(LABELS)}
+    intervals = {label: np.percentile(f1[:, i], [2.5, 97.5]).tolist() for i, label in enumerate(labels)}
     intervals["macro"] = np.percentile(f1.mean(1), [2.5, 97.5]).tolist()
     return intervals
 
 
-def counts(gold, predicted) -> dict:
+def counts(gold, predicted, labels) -> dict:
     g, p = gold.astype(bool), predicted.astype(bool)
     return {label: {"tp": int((g & p)[:, i].sum()), "fp": int((~g & p)[:, i].sum()),
-                    "fn": int((g & ~p)[:, i].sum())} for i, label in enumerate(LABELS)}
+                    "fn": int((g & ~p)[:, i].sum())} for i, label in enumerate(labels)}
 
 
 def co_occurrence(gold) -> list[list[int]]:
@@ -47,38 +46,38 @@ def co_occurrence(gold) -> list[list[int]]:
     return (g.T @ g).tolist()
 
 
-def by_outlet(gold, predicted, outlets) -> dict:
+def by_outlet(gold, predicted, outlets, labels) -> dict:
     result = {}
     for outlet in sorted(set(outlets)):
         rows = np.array([o == outlet for o in outlets])
-        result[outlet or "unknown"] = {"sentences": int(rows.sum()),
-                                       "macro_f1": report(gold[rows], predicted[rows])["macro"]["f1"],
-                                       "micro_f1": report(gold[rows], predicted[rows])["micro"]["f1"]}
+        scores = report(gold[rows], predicted[rows], labels)
+        result[outlet or "unknown"] = {"sentences": int(rows.sum()), "macro_f1": scores["macro"]["f1"],
+                                       "micro_f1": scores["micro"]["f1"]}
     return result
 
 
 def errors(texts, gold, scores, thresholds) -> list[dict]:
     """False positives and negatives, the most confidently wrong first."""
-    cut = np.array([thresholds[label] for label in LABELS])
+    labels, cut = list(thresholds), np.array(list(thresholds.values()))
     predicted = scores >= cut
     wrongness = np.where(predicted != gold.astype(bool), np.abs(scores - cut), 0).max(1)
     rows = []
     for i in np.argsort(-wrongness):
         if wrongness[i] == 0:
             break
-        rows.append({"text": texts[i], "gold": [l for l, on in zip(LABELS, gold[i]) if on],
-                     "predicted": [l for l, on in zip(LABELS, predicted[i]) if on],
-                     "false_positives": [l for j, l in enumerate(LABELS) if predicted[i, j] and not gold[i, j]],
-                     "false_negatives": [l for j, l in enumerate(LABELS) if gold[i, j] and not predicted[i, j]],
-                     "scores": {l: round(float(s), 4) for l, s in zip(LABELS, scores[i])}})
+        rows.append({"text": texts[i], "gold": [l for l, on in zip(labels, gold[i]) if on],
+                     "predicted": [l for l, on in zip(labels, predicted[i]) if on],
+                     "false_positives": [l for j, l in enumerate(labels) if predicted[i, j] and not gold[i, j]],
+                     "false_negatives": [l for j, l in enumerate(labels) if gold[i, j] and not predicted[i, j]],
+                     "scores": {l: round(float(s), 4) for l, s in zip(labels, scores[i])}})
     return rows
 
 
-def disagreements(texts, gold, model, other) -> tuple[dict, list[dict]]:
+def disagreements(texts, gold, model, other, labels) -> tuple[dict, list[dict]]:
     """Per class, where the model and another system (TF-IDF) differ: how often each is right
     where the other is wrong, and those sentences (model and other: 0/1 predictions)."""
     summary, rows = {}, []
-    for j, label in enumerate(LABELS):
+    for j, label in enumerate(labels):
         model_right, other_right = model[:, j] == gold[:, j], other[:, j] == gold[:, j]
         summary[label] = {"model_only_right": int((model_right & ~other_right).sum()),
                           "other_only_right": int((~model_right & other_right).sum()),
@@ -88,12 +87,12 @@ def disagreements(texts, gold, model, other) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def baseline_results(splits, gold) -> tuple[dict, dict]:
+def baseline_results(splits, gold, labels) -> tuple[dict, dict]:
     """(reports, test predictions) of every baseline, by name."""
     results, predictions = {}, {}
     for baseline_class in BASELINES:
-        predictions[baseline_class.name] = predicted = test_predictions(baseline_class, splits)
-        results[baseline_class.name] = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
+        predictions[baseline_class.name] = predicted = test_predictions(baseline_class, splits, labels)
+        results[baseline_class.name] = {**report(gold, predicted, labels), "ci95": bootstrap_f1(gold, predicted, labels)}
     return results, predictions
 
 
@@ -102,19 +101,20 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
     test = splits["test"]
     texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
     predictor = Tagger(model_dir)
+    labels = predictor.schema.labels
     scores = predictor.scores(texts)
     predicted = apply_thresholds(scores, predictor.thresholds)
-    model = {**report(gold, predicted), "ci95": bootstrap_f1(gold, predicted)}
-    baselines, baseline_predictions = baseline_results(splits, gold)
-    versus_tfidf, disagreeing = disagreements(texts, gold, predicted, baseline_predictions[TfidfLogistic.name])
+    model = {**report(gold, predicted, labels), "ci95": bootstrap_f1(gold, predicted, labels)}
+    baselines, baseline_predictions = baseline_results(splits, gold, labels)
+    versus_tfidf, disagreeing = disagreements(texts, gold, predicted, baseline_predictions[TfidfLogistic.name], labels)
     results = evaluation(model_dir, trained_options(model_dir)["data_files"],
                          {"test": (len(texts), {"model": model, **baselines})},
-                         thresholds=predictor.thresholds, counts=counts(gold, predicted),
-                         co_occurrence=co_occurrence(gold), by_outlet=by_outlet(gold, predicted, outlets),
+                         labels=list(labels), thresholds=predictor.thresholds, counts=counts(gold, predicted, labels),
+                         co_occurrence=co_occurrence(gold), by_outlet=by_outlet(gold, predicted, outlets, labels),
                          versus_tfidf=versus_tfidf)
     output_dir.mkdir(parents=True, exist_ok=True)
     plots.pr_curves(gold, scores, predictor.thresholds, output_dir / "pr_curves.png")
-    plots.co_occurrence(np.array(results["co_occurrence"]), output_dir / "co_occurrence.png")
+    plots.co_occurrence(np.array(results["co_occurrence"]), labels, output_dir / "co_occurrence.png")
     with atomic_file(output_dir / "errors.jsonl") as handle:
         for row in errors(texts, gold, scores, predictor.thresholds):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -127,26 +127,26 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
 
 
 def markdown(results: dict) -> str:
-    test = results["splits"]["test"]
+    test, labels = results["splits"]["test"], results["labels"]
     systems = test["systems"]
     tfidf = systems["TF-IDF + logistic regression"]
     lines = [f"# Evaluation report: `{results['model']}`", "",
              f"Held-out test split: {test['sentences']} sentences from articles unseen in training "
              "and validation; thresholds chosen on validation only. Brackets: bootstrap 95% intervals.", "",
              "## Model and baselines (F1)", "",
-             "| system | " + " | ".join(LABELS) + " | macro-F1 | micro-F1 |",
-             "|---|" + "---|" * (len(LABELS) + 2)]
+             "| system | " + " | ".join(labels) + " | macro-F1 | micro-F1 |",
+             "|---|" + "---|" * (len(labels) + 2)]
     for name, result in systems.items():
-        cells = [f"{result['per_class'][l]['f1']:.3f}" for l in LABELS]
+        cells = [f"{result['per_class'][l]['f1']:.3f}" for l in labels]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {result['macro']['f1']:.3f} | {result['micro']['f1']:.3f} |")
-    margins = [systems["model"]["per_class"][l]["f1"] - tfidf["per_class"][l]["f1"] for l in LABELS]
+    margins = [systems["model"]["per_class"][l]["f1"] - tfidf["per_class"][l]["f1"] for l in labels]
     lines.append("| margin over TF-IDF | " + " | ".join(f"{m:+.3f}" for m in margins)
                  + f" | {systems['model']['macro']['f1'] - tfidf['macro']['f1']:+.3f} | |")
     model = systems["model"]
     lines += ["", "## Model, per class", "",
               "| label | precision | recall | F1 [95% CI] | support | threshold | TP | FP | FN |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for l in LABELS:
+    for l in labels:
         s, c, (lo, hi) = model["per_class"][l], results["counts"][l], model["ci95"][l]
         lines.append(f"| {l} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} [{lo:.3f}, {hi:.3f}] "
                      f"| {s['support']} | {results['thresholds'][l]:.3f} | {c['tp']} | {c['fp']} | {c['fn']} |")

@@ -10,7 +10,9 @@ import sys
 from collections import Counter
 
 from tagger.annotations import read_export, read_exports
-from tagger.labels import LABELS
+from tagger.labels import read_label_config
+
+SCHEMA, _ = read_label_config("data/label_config.xml")
 
 
 def column(sentences, summary, outlets: list[str]) -> dict[str, str]:
@@ -20,7 +22,7 @@ def column(sentences, summary, outlets: list[str]) -> dict[str, str]:
         "tasks": f"{summary.tasks:,}",
         "sentences (annotated, kept)": f"{summary.sentences:,}",
         "articles": f"{len({s.group for s in sentences}):,}",
-        **{label: f"{summary.label_counts[label]:,}" for label in LABELS},
+        **{label: f"{summary.label_counts[label]:,}" for label in SCHEMA.labels},
         "no event": f"{sum(not s.labels for s in sentences):,}",
         "several events": f"{sum(len(s.labels) > 1 for s in sentences):,}",
         "tasks annotated twice or more": f"{summary.multi_annotated:,}",
@@ -31,9 +33,9 @@ def column(sentences, summary, outlets: list[str]) -> dict[str, str]:
 
 
 def main(paths: list[str]) -> None:
-    every, summary = read_exports(paths)
+    every, summary = read_exports(paths, SCHEMA)
     outlets = [name for name, _ in Counter(s.outlet for s in every).most_common()]
-    columns = {path: column(*read_export(path), outlets) for path in paths}
+    columns = {path: column(*read_export(path, SCHEMA), outlets) for path in paths}
     if len(paths) > 1:
         columns["all"] = column(every, summary, outlets)
     print("| | " + " | ".join(columns) + " |")

@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 
 from tagger.cli import run_command
-from tagger.labels import CHOICES_CONTROL, TEXT_FIELD
-from train import labelstudio
+from labelstudio.client import connect
+from labelstudio.projects import create_project, export, import_tasks
+from tagger.labels import DEFAULT
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -22,7 +23,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 def choices_result(labels: list[str]) -> list[dict]:
     if not labels:
         return []  # an empty result is Label Studio's "submitted with no choice": no event
-    return [{"from_name": CHOICES_CONTROL, "to_name": TEXT_FIELD, "type": "choices",
+    return [{"from_name": DEFAULT.from_name, "to_name": DEFAULT.to_name, "type": "choices",
              "value": {"choices": labels}}]
 
 
@@ -30,14 +31,14 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
     args = parser.parse_args(argv)
-    client = labelstudio.connect(args.url, os.environ.get("LABEL_STUDIO_API_KEY"))
+    client = connect(args.url, os.environ.get("LABEL_STUDIO_API_KEY"))
     tasks = json.loads((DATA / "seed_tasks.json").read_text())
     labels = json.loads((DATA / "seed_labels.json").read_text())
-    project_id = labelstudio.create_project(client, args.url, "War-news events: seed articles")
-    labelstudio.import_tasks(client, args.url, project_id, tasks)
+    project_id = create_project(client, args.url, "War-news events: seed articles")
+    import_tasks(client, args.url, project_id, tasks)
     for task in client.tasks.list(project=project_id):
         client.annotations.create(id=task.id, result=choices_result(labels[task.data["sentence_id"]]))
-    labelstudio.export(client, args.url, project_id, DATA / "seed_export.json")
+    export(client, args.url, project_id, DATA / "seed_export.json")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from pathlib import Path
 import yaml
 
 from tagger.cli import UserError
-from tagger.labels import LABELS
 
 
 def trained_options(model_dir: Path) -> dict:
@@ -67,10 +66,11 @@ def weights_note(run_info: dict) -> str:
 
 def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float]) -> str:
     test = metrics["splits"]["test"]["systems"]["model"]
+    labels = list(thresholds)
     rows = "\n".join(
         f"| {label} | {test['per_class'][label]['precision']:.3f} | {test['per_class'][label]['recall']:.3f} "
         f"| {test['per_class'][label]['f1']:.3f} | {test['per_class'][label]['support']} | {thresholds[label]:.3f} |"
-        for label in LABELS)
+        for label in labels)
     sizes = ", ".join(f"{name} {n}" for name, n in run_info["split_sizes"].items())
     return f"""---
 library_name: transformers
@@ -79,7 +79,7 @@ tags: [multi-label, event-tagging, news]
 ---
 # War-news event tagger
 
-Tags each English news sentence with the event types it reports: {", ".join(f"`{l}`" for l in LABELS)}
+Tags each English news sentence with the event types it reports: {", ".join(f"`{l}`" for l in labels)}
 (multi-label: several or none). Fine-tuned from `{run_info["base_model"]}`{weights_note(run_info)}.
 
 ## Use

@@ -63,13 +63,6 @@ def add_tagger_options(parser: argparse.ArgumentParser) -> None:
                              "(for debugging and comparing; fp32 and bf16).")
 
 
-def tagger_from(args, model_dir: Path | None = None):
-    """The Tagger that add_model_option's and add_tagger_options' arguments ask for (of another
-    model folder with the same options, given model_dir)."""
-    from tagger.predictor import Tagger  # torch is loaded only by commands that score
-    return Tagger(model_dir or args.model, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
-
-
 def add_output_dir_option(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--output_dir", type=Path, help=f"Folder for what the command writes (default: {default}).")
 

@@ -3,9 +3,9 @@
 import numpy as np
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
-from tagger.labels import LABELS
-
 AVERAGES = ("micro", "macro", "weighted", "samples")
+# A class with fewer validation positives than this keeps the default threshold (tune_thresholds).
+MIN_POSITIVES, DEFAULT_THRESHOLD = 3, 0.5
 
 
 def sigmoid(logits) -> np.ndarray:
@@ -13,15 +13,18 @@ def sigmoid(logits) -> np.ndarray:
 
 
 def apply_thresholds(scores, thresholds: dict[str, float]) -> np.ndarray:
-    return (np.asarray(scores) >= np.array([thresholds[label] for label in LABELS])).astype(int)
+    """0/1 per score; `thresholds` maps each label to its threshold in the columns' order (as
+    tune_thresholds and thresholds.json give them)."""
+    return (np.asarray(scores) >= np.array(list(thresholds.values()))).astype(int)
 
 
-def report(y_true, y_pred) -> dict:
-    """{'per_class': {label: {precision, recall, f1, support}}, 'micro': {...}, 'macro': ...}."""
+def report(y_true, y_pred, labels) -> dict:
+    """{'per_class': {label: {precision, recall, f1, support}}, 'micro': {...}, 'macro': ...};
+    `labels` names the columns."""
     y_true, y_pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
     columns = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
     result = {"per_class": {label: scores(*(column[i] for column in columns))
-                            for i, label in enumerate(LABELS)}}
+                            for i, label in enumerate(labels)}}
     for average in AVERAGES:
         # Per sentence, "no event" predicted for a sentence with no event is right, not 0/0:
         # most news sentences carry no event, and zero_division=0 would score them all as misses.
@@ -45,14 +48,16 @@ def scores(precision, recall, f1, support) -> dict:
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(support)}
 
 
-def tune_thresholds(y_true, scores_, default: float = 0.5, min_positives: int = 3) -> dict[str, float]:
-    """Per class, the score threshold with the best F1 on this (validation) data.
+def tune_thresholds(y_true, scores_, labels, default: float = DEFAULT_THRESHOLD,
+                    min_positives: int = MIN_POSITIVES) -> dict[str, float]:
+    """Per class (`labels` names the columns), the score threshold with the best F1 on this
+    (validation) data.
 
     A class with fewer than `min_positives` positives here keeps `default`: a threshold fitted
     to one or two sentences says more about them than about the class."""
     y_true, scores_ = np.asarray(y_true).astype(int), np.asarray(scores_)
     thresholds = {}
-    for i, label in enumerate(LABELS):
+    for i, label in enumerate(labels):
         if y_true[:, i].sum() < min_positives:
             thresholds[label] = default
             continue

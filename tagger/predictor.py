@@ -11,7 +11,7 @@ from tagger.cli import MODES, UserError
 from tagger.first_token import last_layer_first_token_only
 from tagger.fused_gelu import fuse_linear_gelu
 from tagger.gpu import skip_cudnn_attention
-from tagger.labels import LABELS
+from tagger import labels as label_schema
 from tagger.metrics import sigmoid
 from tagger.padded_attention import pad_attention_to_multiples_of_16
 
@@ -47,13 +47,16 @@ class Tagger:
         if mode == "onnx-int8" and not rewrites:
             raise UserError("onnx-int8 exports the rewritten model; use fp32 or bf16 without rewrites")
         self.model_dir = Path(model_dir)
-        self.thresholds = read_thresholds(self.model_dir)
+        if not self.model_dir.is_dir():
+            raise ModelFolderError(f"{model_dir}: no such model folder")
+        self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
+        self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         on_gpu = torch.cuda.is_available() and mode != "onnx-int8"  # ONNX Runtime runs on the CPU here
         self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
-        self.model = load_model(self.model_dir)
+        self.model = load_model(self.model_dir, self.schema.labels)
         self.forward = make_forward(self.model_dir, self.model, self.tokenizer, mode, rewrites)
 
     @classmethod
@@ -67,7 +70,7 @@ class Tagger:
         if isinstance(texts, str):
             return self.tag([texts])[0]
         scores = self.scores(texts)
-        return [{"text": text, "labels": labels, "scores": dict(zip(LABELS, map(float, row)))}
+        return [{"text": text, "labels": labels, "scores": dict(zip(self.schema.labels, map(float, row)))}
                 for text, row, labels in zip(texts, scores, self.labels(scores))]
 
     @torch.inference_mode()
@@ -75,7 +78,7 @@ class Tagger:
         """Sigmoid score per sentence and label, rows in input order.
 
         Sentences are batched by token count (not characters), so a batch's padding is small."""
-        result = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        result = np.zeros((len(texts), len(self.schema.labels)), dtype=np.float32)
         if not texts:
             return result  # the tokenizer fails on an empty list
         token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
@@ -100,8 +103,20 @@ class Tagger:
                 "attention_mask": torch.from_numpy(attention_mask.astype(np.int64))}
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:
-        return [[label for label, score in zip(LABELS, row) if score >= self.thresholds[label]]
-                for row in scores]
+        return chosen_labels(scores, self.thresholds, self.schema.single_choice)
+
+
+def chosen_labels(scores: np.ndarray, thresholds: dict[str, float], single_choice: bool = False) -> list[list[str]]:
+    """Each row's labels (the thresholds' keys, in column order) over their thresholds; for a
+    single-choice control (Label Studio's choice="single"), only the highest-scoring of them."""
+    names = list(thresholds)
+    chosen = []
+    for row in np.asarray(scores):
+        over = [i for i, (score, cut) in enumerate(zip(row, thresholds.values())) if score >= cut]
+        if single_choice:
+            over = sorted(over, key=lambda i: -row[i])[:1]
+        chosen.append([names[i] for i in sorted(over)])
+    return chosen
 
 
 def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = True):
@@ -126,31 +141,36 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = 
     return forward
 
 
-def read_thresholds(model_dir: Path) -> dict[str, float]:
+def read_thresholds(model_dir: Path, labels) -> dict[str, float]:
     path = model_dir / "thresholds.json"
-    if not model_dir.is_dir():
-        raise ModelFolderError(f"{model_dir}: no such model folder")
     if not path.is_file():
         raise ModelFolderError(f"{path}: missing; this folder was not written by `python -m train`")
-    return thresholds_file(path)
+    return thresholds_file(path, labels)
 
 
-def thresholds_file(path: Path) -> dict[str, float]:
-    """{label: threshold} from a thresholds.json (a model folder's, or eval.crossval's)."""
+def thresholds_file(path: Path, labels) -> dict[str, float]:
+    """{label: threshold} in `labels` order, from a thresholds.json (a model folder's, or eval.crossval's)."""
     if not path.is_file():
         raise ModelFolderError(f"{path}: no such thresholds file")
     try:
         thresholds = json.loads(path.read_text())
-        return {label: float(thresholds[label]) for label in LABELS}
+        return {label: float(thresholds[label]) for label in labels}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ModelFolderError(f"{path}: expected a number for each of {list(LABELS)} ({error!r})") from None
+        raise ModelFolderError(f"{path}: expected a number for each of {list(labels)} ({error!r})") from None
 
 
-def load_model(model_dir: Path):
+def tagger_from(args, model_dir: Path | None = None) -> Tagger:
+    """The Tagger that tagger.cli's add_model_option and add_tagger_options arguments ask for (of
+    another model folder with the same options, given model_dir)."""
+    return Tagger(model_dir or args.model, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
+
+
+def load_model(model_dir: Path, labels):
     if not (model_dir / "model.safetensors").is_file():
         raise ModelFolderError(f"{model_dir}: no model.safetensors (only safetensors weights are loaded)")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if names != list(LABELS):
-        raise ModelFolderError(f"{model_dir}/config.json: labels {names}, expected {list(LABELS)}")
+    if names != list(labels):
+        raise ModelFolderError(f"{model_dir}/config.json: labels {names}, but {label_schema.SCHEMA_FILE} "
+                               f"names {list(labels)}")
     return model.eval()

@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 import labelstudio_server
+from tagger.labels import DEFAULT
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_EXPORT = REPO / "data" / "seed_export.json"
 NEWS_EXPORT = REPO / "data" / "news_batch1_export.json"  # the bundled news corpus, batch 1
+LABELS = DEFAULT.labels  # the bundled labels, in data/label_config.xml's order
 BUNDLED_EXPORTS = [SEED_EXPORT, NEWS_EXPORT, REPO / "data" / "news_batch2_export.json"]
 
 

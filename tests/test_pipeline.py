@@ -1,6 +1,7 @@
 """Train -> evaluate -> predict -> load with plain transformers.pipeline, on the tiny model."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-from conftest import REPO, SEED_EXPORT
+from conftest import LABELS, REPO, SEED_EXPORT
 from tagger import artifacts
 from tagger.cli import UserError
-from tagger.labels import LABELS
+from tagger.labels import DEFAULT
 from tagger.predictor import Tagger
 from train import output
 from train.config import load_config
@@ -138,7 +139,11 @@ def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
 
 
 def test_predict_refuses_a_folder_without_thresholds(model_dir, tmp_path):
+    shutil.copytree(model_dir, tmp_path / "model")
+    (tmp_path / "model" / "thresholds.json").unlink()
     with pytest.raises(UserError, match="thresholds.json: missing"):
+        Tagger(tmp_path / "model")
+    with pytest.raises(UserError, match="not a model folder written by `python -m train`"):
         Tagger(tmp_path)
 
 
@@ -203,17 +208,18 @@ def test_cross_validation_reports_mean_and_spread_per_class(tmp_path):
 
 def test_leaving_outlets_out_tests_each_fold_on_its_outlets_only(tmp_path):
     tasks = json.loads(SEED_EXPORT.read_text())
-    outlets = {"000": "A", "001": "B", "002": "B", "003": "C", "004": "D"}  # one outlet per seed article
+    # One outlet per seed article; each fold leaves articles that carry every label for training.
+    outlets = {"000": "A", "001": "B", "002": "E", "003": "C", "004": "D"}
     for task in tasks:
         task["data"]["source"] = outlets[task["data"]["article_id"][:3]]
     (tmp_path / "export.json").write_text(json.dumps(tasks))
     result = cli("eval.crossval", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "export.json"),
-                 "--outlet_folds", "A,D", "B", "--output_dir", str(tmp_path / "cv"))
+                 "--outlet_folds", "B,E", "C", "--output_dir", str(tmp_path / "cv"))
     metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
-    by_outlet = {o: sum(t["data"]["source"] == o for t in tasks) for o in "ABCD"}
-    assert [metrics["splits"][f"fold-{k} test"]["sentences"] for k in (0, 1)] == [by_outlet["A"] + by_outlet["D"],
-                                                                                   by_outlet["B"]]
-    assert "Leave outlets out (A,D, B)" in result.stdout
+    by_outlet = {o: sum(t["data"]["source"] == o for t in tasks) for o in "ABCDE"}
+    assert [metrics["splits"][f"fold-{k} test"]["sentences"] for k in (0, 1)] == [by_outlet["B"] + by_outlet["E"],
+                                                                                   by_outlet["C"]]
+    assert "Leave outlets out (B,E, C)" in result.stdout
 
 
 def test_training_with_thresholds_from_a_file_uses_them(tmp_path):
@@ -263,11 +269,11 @@ def test_evaluating_every_sentence_resolves_ties_as_in_training(model_dir, tmp_p
     from conftest import annotation, task
     from eval.__main__ import evaluation_rows
     export = write_export([task(1, "Troops pulled back.", annotation("withdrawal"), annotation())])
-    trained_negative = evaluation_rows(model_dir, [str(export)], "all")[1]
+    trained_negative = evaluation_rows(model_dir, DEFAULT, [str(export)], "all")[1]
     (tmp_path / "positive").mkdir()
     options = (model_dir / "train_config.yaml").read_text().replace("tie_break: negative", "tie_break: positive")
     (tmp_path / "positive" / "train_config.yaml").write_text(options)
-    trained_positive = evaluation_rows(tmp_path / "positive", [str(export)], "all")[1]
+    trained_positive = evaluation_rows(tmp_path / "positive", DEFAULT, [str(export)], "all")[1]
     withdrawal = LABELS.index("withdrawal")
     assert trained_negative[0][withdrawal] == 0 and trained_positive[0][withdrawal] == 1
 

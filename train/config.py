@@ -41,6 +41,14 @@ class TrainConfig:
     # --- data ---
     data_files: list[str] = field(default_factory=lambda: ["data/seed_export.json"], metadata={
         "help": "Label Studio full JSON exports, combined."})
+    label_config: str = field(default="data/label_config.xml", metadata={
+        "help": "The project's labeling config (Settings > Labeling Interface > Code, or the file `export` saves "
+                "beside the export): its Choices control gives the labels, their order and the control names."})
+    choices_control: str = field(default="", metadata={
+        "help": "The Choices control to train, when the labeling config has several."})
+    allow_label_mix: bool = field(default=False, metadata={
+        "help": "Train on several exports even though some were labelled without some of the config's labels "
+                "(their sentences then teach 'not that label')."})
     validation_fraction: float = field(default=0.15, metadata={
         "help": "Share of articles for validation. 0: no validation split; the run trains num_train_epochs on "
                 "everything but test and takes its thresholds from --thresholds (see eval.crossval)."})

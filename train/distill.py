@@ -18,22 +18,26 @@ import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from tagger.annotations import ExportError, load_task_list
-from tagger.labels import LABELS, TEXT_FIELD
+from tagger.cli import UserError
+from tagger.metrics import apply_thresholds
 from tagger.predictor import Tagger
 
 log = logging.getLogger(__name__)
 
 
 def with_teacher(splits: DatasetDict, teacher_dir: str, unlabelled_files: list[str], teacher_weight: float,
-                 seed: int) -> DatasetDict:
+                 seed: int, labels: tuple[str, ...]) -> DatasetDict:
     """The splits with the training split's targets softened by the teacher and the chosen
     unlabelled sentences added."""
     teacher = Tagger(Path(teacher_dir))
+    if teacher.schema.labels != labels:
+        raise UserError(f"{teacher_dir}: the teacher tags {list(teacher.schema.labels)}, this run trains "
+                        f"{list(labels)}: distil from a model with the same labels in the same order")
     train = splits["train"]
     gold = np.asarray(train["labels"], dtype=np.float32)
     soft = (1 - teacher_weight) * gold + teacher_weight * teacher.scores(list(train["text"]))
     parts = [train.remove_columns("labels").add_column("labels", soft.tolist())]
-    tasks = unlabelled_tasks(unlabelled_files, splits)
+    tasks = unlabelled_tasks(unlabelled_files, splits, teacher.schema.text_field)
     if tasks:
         parts.append(chosen_unlabelled(teacher, tasks, seed))
     log.info("Distilling from %s: %d annotated training sentences (teacher weight %.2f), %d unlabelled",
@@ -41,7 +45,7 @@ def with_teacher(splits: DatasetDict, teacher_dir: str, unlabelled_files: list[s
     return DatasetDict(train=concatenate_datasets(parts), **{name: splits[name] for name in splits if name != "train"})
 
 
-def unlabelled_tasks(paths: list[str], splits: DatasetDict) -> list[dict]:
+def unlabelled_tasks(paths: list[str], splits: DatasetDict, text_field: str) -> list[dict]:
     """{text, group, task} of every unlabelled sentence that is not annotated already, shares no
     article with validation or test, and is not from an outlet held out of training (repeats are
     kept once)."""
@@ -53,9 +57,9 @@ def unlabelled_tasks(paths: list[str], splits: DatasetDict) -> list[dict]:
     for path in map(Path, paths):
         for position, task in enumerate(load_task_list(path)):
             data = task.get("data") if isinstance(task, dict) else None
-            if not isinstance(data, dict) or not isinstance(data.get(TEXT_FIELD), str):
-                raise ExportError(f"{path}, task {position}: no text at data.{TEXT_FIELD}")
-            text, group = data[TEXT_FIELD], str(data.get("article_id", f"{path}#{position}"))
+            if not isinstance(data, dict) or not isinstance(data.get(text_field), str):
+                raise ExportError(f"{path}, task {position}: no text at data.{text_field}")
+            text, group = data[text_field], str(data.get("article_id", f"{path}#{position}"))
             if group in held_groups or data.get("source") in held_outlets:
                 left_out += 1
             elif text not in seen:
@@ -70,7 +74,7 @@ def unlabelled_tasks(paths: list[str], splits: DatasetDict) -> list[dict]:
 def chosen_unlabelled(teacher: Tagger, tasks: list[dict], seed: int) -> Dataset:
     """Every sentence the teacher tags, plus as many untagged ones drawn at random."""
     scores = teacher.scores([task["text"] for task in tasks])
-    positive = (scores >= np.array([teacher.thresholds[label] for label in LABELS])).any(axis=1)
+    positive = apply_thresholds(scores, teacher.thresholds).any(axis=1)
     negatives = np.flatnonzero(~positive)
     drawn = np.random.default_rng(seed).choice(negatives, size=min(positive.sum(), len(negatives)), replace=False)
     rows = np.sort(np.concatenate([np.flatnonzero(positive), drawn]))

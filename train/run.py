@@ -14,13 +14,14 @@ from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from transformers import set_seed
 
-from tagger import artifacts
+from tagger import artifacts, labels
 from tagger.annotations import read_exports
 from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
 from tagger.predictor import thresholds_file
 from train import checkpoints, hub, output
 from train.config import TrainConfig, to_yaml
+from train.data import TrainingData, check_splits_can_train, load_data
 from train.distill import with_teacher
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
@@ -30,30 +31,34 @@ log = logging.getLogger(__name__)
 
 
 def run(config: TrainConfig) -> Path:
-    sentences, summary = read_exports(config.data_files, config.tie_break)
-    log.info("Read %s", summary)
-    splits = make_splits(sentences, config.validation_fraction, config.test_fraction,
+    data = load_data(config)
+    log.info("Labels %s (Choices %r on Text %r, data.%s) from %s", list(data.schema.labels), data.schema.from_name,
+             data.schema.to_name, data.schema.text_field, config.label_config)
+    log.info("Read %s", data.summary)
+    splits = make_splits(data.sentences, data.schema, config.validation_fraction, config.test_fraction,
                          config.split_seed, config.test_outlets)
-    return train_on(config, splits, summary)
+    return train_on(config, splits, data)
 
 
 def splits_as_trained(model_dir: Path, data_files=None):
     """(splits, summary) rebuilt exactly as the run in model_dir made them, from its saved
-    options, over its own data files or the ones given."""
-    options = artifacts.trained_options(model_dir)
-    sentences, summary = read_exports(data_files or options["data_files"], options["tie_break"])
+    options and labels, over its own data files or the ones given."""
+    options, schema = artifacts.trained_options(model_dir), labels.of_model(model_dir)
+    sentences, summary = read_exports(data_files or options["data_files"], schema, options["tie_break"])
     # Runs from before split_seed existed split with their seed.
     split_seed = options.get("split_seed", options["seed"])
-    splits = make_splits(sentences, options["validation_fraction"], options["test_fraction"], split_seed,
+    splits = make_splits(sentences, schema, options["validation_fraction"], options["test_fraction"], split_seed,
                          options.get("test_outlets", []))
     return splits, summary
 
 
-def train_on(config: TrainConfig, splits, summary) -> Path:
+def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
+    schema = data.schema
+    check_splits_can_train(splits, schema, tunes_thresholds=not config.thresholds)
     if config.thresholds:
-        thresholds_file(Path(config.thresholds))  # a bad file stops the run now, not after training
+        thresholds_file(Path(config.thresholds), schema.labels)  # a bad file stops the run now, not after training
     elif not len(splits["validation"]):
         raise UserError("no validation split (validation_fraction 0): give the thresholds with --thresholds, "
                         "e.g. the thresholds.json of `python -m eval.crossval` with the same options")
@@ -68,19 +73,19 @@ def train_on(config: TrainConfig, splits, summary) -> Path:
             log.info("The interrupted run had finished; its model is in %s", output_dir)
             return output_dir
         set_seed(config.seed)
-        base = load_base_model(config.model_name_or_path, config.allow_offline_fallback)
+        base = load_base_model(config.model_name_or_path, config.allow_offline_fallback, schema.labels)
         training = splits if not config.teacher else with_teacher(
-            splits, config.teacher, config.unlabelled_files, config.teacher_weight, config.seed)
+            splits, config.teacher, config.unlabelled_files, config.teacher_weight, config.seed, schema.labels)
         tokenized = training.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
                                                              max_length=config.max_length), batched=True)
         work_dir = output.staging_dir(output_dir)
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
-            thresholds, metrics = tune_and_evaluate(trainer, tokenized, config)
-            info = run_info(config, base, splits, summary, processes.num_processes, best_epoch(trainer))
+            thresholds, metrics = tune_and_evaluate(trainer, tokenized, config, schema.labels)
+            info = run_info(config, base, splits, data.summary, processes.num_processes, best_epoch(trainer))
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
-                save(trainer, config, work_dir, output_dir, thresholds, metrics, info)
+                save(trainer, config, work_dir, output_dir, thresholds, metrics, info, data)
     return output_dir
 
 
@@ -99,14 +104,14 @@ def fit(config: TrainConfig, base, tokenized, checkpoint_dir: Path, processes):
     return trainer
 
 
-def tune_and_evaluate(trainer, tokenized, config: TrainConfig) -> tuple[dict, dict]:
+def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> tuple[dict, dict]:
     """Per-class thresholds from validation only (or from --thresholds), then validation and
     test metrics with them."""
     scored_splits = {name: scored(trainer, tokenized[name]) for name in ("validation", "test") if len(tokenized[name])}
-    thresholds = (thresholds_file(Path(config.thresholds)) if config.thresholds
-                  else tune_thresholds(*scored_splits["validation"]))
+    thresholds = (thresholds_file(Path(config.thresholds), label_names) if config.thresholds
+                  else tune_thresholds(*scored_splits["validation"], label_names))
     return thresholds, evaluation(config.output_dir, config.data_files, {
-        name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds))})
+        name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds), label_names)})
         for name, (gold, scores) in scored_splits.items()})
 
 
@@ -123,7 +128,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},
-        "split_label_counts": {name: label_counts(split) for name, split in splits.items()},
+        "split_label_counts": {name: label_counts(split, summary.labels) for name, split in splits.items()},
         "processes": processes,
         "mixed_precision": mixed_precision(config.mixed_precision),
         "transformers_version": transformers.__version__,
@@ -147,7 +152,7 @@ def scored(trainer, dataset):
     return prediction.label_ids, sigmoid(prediction.predictions)
 
 
-def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info) -> None:
+def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info, data: TrainingData) -> None:
     """Write the model folder as staging/model.tmp, rename it to staging/model once complete,
     then publish it to output_dir."""
     building, model_dir = work_dir / "model.tmp", work_dir / "model"
@@ -159,6 +164,7 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     artifacts.write_json(building / "metrics.json", metrics)
     artifacts.write_json(building / "run_info.json", run_info)
     artifacts.write_text_atomic(building / "train_config.yaml", to_yaml(config))
+    labels.save(building, data.schema, data.label_config, artifacts.write_text_atomic)
     artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds))
     os.rename(building, model_dir)
     output.publish(work_dir, output_dir)

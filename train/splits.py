@@ -12,14 +12,14 @@ from collections import Counter
 
 import numpy as np
 from datasets import Dataset, DatasetDict
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from tagger.annotations import Sentence
 from tagger.cli import UserError
-from tagger.labels import LABELS, multi_hot
+from tagger.labels import LabelSchema
 
 
-def make_splits(sentences: list[Sentence], validation_fraction: float, test_fraction: float,
+def make_splits(sentences: list[Sentence], schema: LabelSchema, validation_fraction: float, test_fraction: float,
                 seed: int, test_outlets=()) -> DatasetDict:
     """Train/validation/test by article; with `test_outlets`, the test split is those outlets
     (generalisation to unseen outlets) and train/validation come from the others."""
@@ -31,21 +31,22 @@ def make_splits(sentences: list[Sentence], validation_fraction: float, test_frac
     else:
         rest, test = hold_out(everything, groups, strata, test_fraction, seed)
     train, validation = split_off_validation(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
-    return as_splits(sentences, train, validation, test)
+    return as_splits(sentences, schema, train, validation, test)
 
 
-def cross_validation_splits(sentences: list[Sentence], folds: int, validation_fraction: float, seed: int):
+def cross_validation_splits(sentences: list[Sentence], schema: LabelSchema, folds: int, validation_fraction: float,
+                            seed: int):
     """k splits whose test parts are disjoint groups of articles covering every sentence once."""
     groups, strata = merged_groups(sentences), rarest_label(sentences)
     folding = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for rest, test in folding.split(np.arange(len(sentences)), strata, groups):
         train, validation = split_off_validation(rest, groups, strata, validation_fraction / (1 - 1 / folds), seed)
-        yield as_splits(sentences, train, validation, test)
+        yield as_splits(sentences, schema, train, validation, test)
 
 
-def as_splits(sentences, train, validation, test) -> DatasetDict:
-    return DatasetDict(train=to_dataset(sentences, train), validation=to_dataset(sentences, validation),
-                       test=to_dataset(sentences, test))
+def as_splits(sentences, schema: LabelSchema, train, validation, test) -> DatasetDict:
+    return DatasetDict(train=to_dataset(sentences, schema, train), validation=to_dataset(sentences, schema, validation),
+                       test=to_dataset(sentences, schema, test))
 
 
 def outlet_hold_out(sentences, groups, outlets: set[str]):
@@ -76,7 +77,11 @@ def hold_out(indices, groups, strata, fraction: float, seed: int):
                         "train, validation and test splits that share no article")
     # Few articles (the five seed articles): hold out one whole article rather than fail.
     n_splits = min(max(2, round(1 / fraction)), distinct)
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    # scikit-learn refuses to stratify when every stratum is smaller than the number of folds (a
+    # project of a few tasks); then the folds are fewer, or, at one sentence per stratum, unstratified.
+    largest_stratum = max(Counter(strata[indices]).values())
+    folds = (StratifiedGroupKFold(n_splits=min(n_splits, largest_stratum), shuffle=True, random_state=seed)
+             if largest_stratum >= 2 else GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed))
     kept, held = next(folds.split(indices, strata[indices], groups[indices]))
     return indices[kept], indices[held]
 
@@ -106,11 +111,11 @@ def rarest_label(sentences: list[Sentence]) -> np.ndarray:
                      for s in sentences])
 
 
-def to_dataset(sentences: list[Sentence], indices) -> Dataset:
+def to_dataset(sentences: list[Sentence], schema: LabelSchema, indices) -> Dataset:
     rows = [sentences[i] for i in sorted(indices)]
     return Dataset.from_dict({
         "text": [s.text for s in rows],
-        "labels": [multi_hot(s.labels) for s in rows],
+        "labels": [schema.multi_hot(s.labels) for s in rows],
         "group": [s.group for s in rows],
         "task": [s.task for s in rows],
         "outlet": [s.outlet for s in rows],
@@ -125,6 +130,6 @@ def fingerprint(splits: DatasetDict) -> str:
     return digest.hexdigest()
 
 
-def label_counts(dataset: Dataset) -> dict[str, int]:
-    totals = np.asarray(dataset["labels"]).sum(axis=0) if len(dataset) else np.zeros(len(LABELS))
-    return {label: int(n) for label, n in zip(LABELS, totals)}
+def label_counts(dataset: Dataset, labels) -> dict[str, int]:
+    totals = np.asarray(dataset["labels"]).sum(axis=0) if len(dataset) else np.zeros(len(labels))
+    return {label: int(n) for label, n in zip(labels, totals)}

@@ -37,8 +37,10 @@ def validation_metrics(prediction) -> dict:
     """Model selection metric: macro-F1 with thresholds tuned on this validation set, as the
     saved model will use them (at a fixed 0.5, weighted BCE scores early checkpoints as 0)."""
     scores = sigmoid(prediction.predictions)
-    tuned = report(prediction.label_ids, apply_thresholds(scores, tune_thresholds(prediction.label_ids, scores)))
-    at_half = report(prediction.label_ids, scores >= 0.5)
+    columns = [str(i) for i in range(scores.shape[1])]  # averages only: the label names do not matter
+    tuned = report(prediction.label_ids, apply_thresholds(scores, tune_thresholds(prediction.label_ids, scores, columns)),
+                   columns)
+    at_half = report(prediction.label_ids, scores >= 0.5, columns)
     return {"macro_f1": tuned["macro"]["f1"], "micro_f1": tuned["micro"]["f1"],
             "macro_f1_at_0.5": at_half["macro"]["f1"]}
 

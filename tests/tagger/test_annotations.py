@@ -3,7 +3,18 @@ import json
 import pytest
 
 from conftest import SEED_EXPORT, annotation, choice, task
-from tagger.annotations import ExportError, read_export, read_exports
+from tagger.annotations import ExportError
+from tagger.annotations import read_export as read_export_with
+from tagger.annotations import read_exports as read_exports_with
+from tagger.labels import DEFAULT
+
+
+def read_export(path, **options):
+    return read_export_with(path, DEFAULT, **options)
+
+
+def read_exports(paths):
+    return read_exports_with(paths, DEFAULT)
 
 
 def test_single_annotations_become_label_tuples(write_export):
@@ -75,7 +86,7 @@ BAD_EXPORTS = [
     ('[{"id": 1, "text": "a", "event": "strike"}]', "JSON-MIN export"),
     ('{"id": 1}', "expected a list of tasks"),
     (b"[\xff\xfe]", "not UTF-8"),
-    ([task(7, "a", annotation("bombing"))], "task 7, annotation None: unknown label(s) ['bombing']"),
+    ([task(7, "a", annotation("bombing"))], "task 7, annotation None: label(s) ['bombing'] not in the labeling config"),
     ([{"id": 8, "data": {"title": "t"}, "annotations": []}], "task 8: no text at data.text"),
     (["just a string"], "task #0: expected a task object"),
     ([task(9, "a"), task(9, "b")], "task 9: duplicated task id"),

@@ -3,9 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import LABELS, REPO
 from tagger.annotations import ExportError
-from tagger.labels import LABELS
 from tagger.predictor import Tagger
 from train.config import ConfigError, load_config
 from train.distill import with_teacher
@@ -20,7 +19,7 @@ def unlabelled(path, rows):
 
 def test_annotated_training_targets_mix_annotation_and_teacher(smoke_model):
     splits, _ = splits_as_trained(smoke_model)
-    distilled = with_teacher(splits, str(smoke_model), [], teacher_weight=0.25, seed=0)
+    distilled = with_teacher(splits, str(smoke_model), [], teacher_weight=0.25, seed=0, labels=LABELS)
     gold = np.asarray(splits["train"]["labels"], dtype=np.float32)
     teacher = Tagger(smoke_model).scores(list(splits["train"]["text"]))
     assert np.allclose(distilled["train"]["labels"], 0.75 * gold + 0.25 * teacher, atol=1e-6)
@@ -41,7 +40,7 @@ def test_unlabelled_sentences_join_training_unless_annotated_or_from_held_out_ar
     cut = np.array([teacher.thresholds[label] for label in LABELS])
     tagged = {text for text, row in zip(new, scores) if (row >= cut).any()}
 
-    train = with_teacher(splits, str(smoke_model), [path], teacher_weight=0.5, seed=0)["train"]
+    train = with_teacher(splits, str(smoke_model), [path], teacher_weight=0.5, seed=0, labels=LABELS)["train"]
     added = dict(zip(train["text"][len(splits["train"]):], train["labels"][len(splits["train"]):]))
     assert set(added) <= set(new) and tagged <= set(added)
     assert len(added) == len(tagged) + min(len(tagged), len(new) - len(tagged))
@@ -55,7 +54,7 @@ def test_an_unlabelled_task_without_text_is_named(smoke_model, tmp_path):
     path = tmp_path / "tasks.json"
     path.write_text(json.dumps([{"data": {"text": "fine"}}, {"data": {"body": "no text"}}]))
     with pytest.raises(ExportError, match=r"tasks.json, task 1: no text at data.text"):
-        with_teacher(splits, str(smoke_model), [str(path)], teacher_weight=0.5, seed=0)
+        with_teacher(splits, str(smoke_model), [str(path)], teacher_weight=0.5, seed=0, labels=LABELS)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -75,6 +74,6 @@ def test_unlabelled_sentences_of_an_outlet_held_out_whole_are_left_out(smoke_mod
     new = [f"Troops pulled back from village {i} overnight, officials said." for i in range(30)]
     path = unlabelled(tmp_path / "tasks.json", [(text, f"a-{i}", "Held" if i % 2 else "Seen")
                                                 for i, text in enumerate(new)])
-    train = with_teacher(splits, str(smoke_model), [path], teacher_weight=0.5, seed=0)["train"]
+    train = with_teacher(splits, str(smoke_model), [path], teacher_weight=0.5, seed=0, labels=LABELS)["train"]
     added = set(train["text"][len(splits["train"]):])
     assert added and added <= {text for i, text in enumerate(new) if i % 2 == 0}

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from transformers import pipeline
 
-from conftest import REPO
-from tagger.labels import LABELS
+from conftest import LABELS, REPO
 
 
 def test_two_cpu_processes_give_a_complete_model(tmp_path, smoke_model):

@@ -7,8 +7,7 @@ import sys
 import pytest
 from transformers import pipeline
 
-from conftest import REPO
-from tagger.labels import LABELS
+from conftest import LABELS, REPO
 from train.model import packaged_encoder_path
 
 pytestmark = pytest.mark.slow

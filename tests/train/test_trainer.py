@@ -3,7 +3,7 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from tagger.labels import multi_hot
+from tagger.labels import DEFAULT
 from tagger.metrics import sigmoid
 from train.config import ConfigError, TrainConfig
 from train.model import SCRATCH_TINY, load_base_model
@@ -22,8 +22,8 @@ FEW = [
 
 def test_a_few_examples_are_fitted_perfectly(tmp_path):
     torch.manual_seed(0)
-    base = load_base_model(SCRATCH_TINY, allow_fallback=False)
-    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [multi_hot(l) for _, l in FEW]})
+    base = load_base_model(SCRATCH_TINY, allow_fallback=False, labels=DEFAULT.labels)
+    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [DEFAULT.multi_hot(l) for _, l in FEW]})
     rows = rows.map(lambda b: base.tokenizer(b["text"]), batched=True)
     splits = DatasetDict(train=rows, validation=rows, test=rows)
     # One evaluation, at the end: the model kept is the last one.
@@ -45,8 +45,8 @@ def test_positive_weights_are_negatives_over_positives_capped():
 def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
     """Thresholds and reported metrics must fit the scores `eval` and `eval.predict` give (fp32)."""
     torch.manual_seed(0)
-    base = load_base_model(SCRATCH_TINY, allow_fallback=False)
-    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [multi_hot(l) for _, l in FEW]})
+    base = load_base_model(SCRATCH_TINY, allow_fallback=False, labels=DEFAULT.labels)
+    rows = Dataset.from_dict({"text": [t for t, _ in FEW], "labels": [DEFAULT.multi_hot(l) for _, l in FEW]})
     rows = rows.map(lambda b: base.tokenizer(b["text"]), batched=True)
     config = TrainConfig(max_steps=30, learning_rate=1e-2, warmup_steps=0, per_device_train_batch_size=6,
                          eval_steps=30, mixed_precision="bf16")

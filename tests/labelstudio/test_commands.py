@@ -10,31 +10,24 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio_server
-from conftest import REPO
+from conftest import LABELS, REPO
 from tagger.annotations import read_export
 from tagger.cli import UserError
-from tagger.labels import LABELS
-from train import labelstudio
-from train.labelstudio import check_label_config, config_labels
+from labelstudio import client as ls_client
+from labelstudio import predictions as ls_predictions
+from labelstudio import projects as ls_projects
+from tagger.labels import DEFAULT, from_label_config
 
 pytestmark = pytest.mark.labelstudio
 
-def test_labeling_config_matches_the_label_set():
+def test_the_bundled_labeling_config_is_the_bundled_default():
     text = (REPO / "data" / "label_config.xml").read_text()
-    assert config_labels(text) == ("text", set(LABELS))
-    check_label_config(text, "data/label_config.xml")
-    assert 'choice="multiple"' in text
-
-
-def test_a_labeling_config_with_other_labels_is_refused():
-    text = (REPO / "data" / "label_config.xml").read_text().replace('"evacuation"', '"evac"')
-    with pytest.raises(UserError, match="does not match this repository"):
-        check_label_config(text, "project 3")
-
+    assert from_label_config(text, "data/label_config.xml") == DEFAULT
+    assert DEFAULT.labels == LABELS and not DEFAULT.single_choice
 
 
 def cli(server, key, *args):
-    return subprocess.run([sys.executable, "-m", "train.labelstudio", *args, "--url", server.url],
+    return subprocess.run([sys.executable, "-m", "labelstudio", *args, "--url", server.url],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": key})
 
 
@@ -66,7 +59,8 @@ def test_export_command_writes_the_resolved_annotations_and_agreement(server, ke
     project_id, tasks, gold = project
     result = cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "e.json"))
     assert result.returncode == 0, result.stderr
-    sentences, summary = read_export(tmp_path / "e.json")
+    sentences, summary = read_export(tmp_path / "e.json", DEFAULT)
+    assert (tmp_path / "e.label_config.xml").read_text() == (REPO / "data/label_config.xml").read_text()
     assert summary.tasks == summary.sentences == 10  # unannotated tasks are left out of the export
     assert summary.cancelled_annotations == 0  # and so are cancelled annotations
     assert summary.multi_annotated == 5
@@ -137,7 +131,7 @@ def test_bad_connections_give_one_line_and_no_file(server, keys, project, tmp_pa
         key = key[:-4] + "AAAA"
     elif case == "missing project":
         project_id = 99999
-    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "export", "--url", url, "--project",
+    result = subprocess.run([sys.executable, "-m", "labelstudio", "export", "--url", url, "--project",
                              str(project_id), "--output", str(tmp_path / "out.json")], cwd=REPO,
                             capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": key})
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -146,23 +140,25 @@ def test_bad_connections_give_one_line_and_no_file(server, keys, project, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("config", [
-    '<View><Text name="text" value="$text"/><Choices name="event" toName="text" choice="multiple">'
-    '<Choice value="strike"/><Choice value="other"/></Choices></View>',
-    '<View><Text name="text" value="$text"/><Choices name="tags" toName="text" choice="multiple">'
-    + "".join(f'<Choice value="{label}"/>' for label in LABELS) + "</Choices></View>",
-])
-def test_a_project_with_other_labels_or_control_is_refused(server, keys, tmp_path, config):
-    client = LabelStudio(base_url=server.url, api_key=keys[0])
-    project_id = client.projects.create(title="other", label_config=config).id
-    result = cli(server, keys[0], "export", "--project", str(project_id), "--output", str(tmp_path / "o.json"))
+def test_the_old_command_name_still_works(server, keys, project, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "export", "--url", server.url, "--project",
+                             str(project[0]), "--output", str(tmp_path / "e.json")], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": keys[0]})
+    assert result.returncode == 0, result.stderr
+    assert read_export(tmp_path / "e.json", DEFAULT)[1].sentences == 10
+
+
+def test_predictions_for_a_project_with_labels_the_model_lacks_are_refused(server, keys, tmp_path, smoke_model):
+    config = ('<View><Text name="text" value="$text"/><Choices name="event" toName="text" choice="multiple">'
+              '<Choice value="strike"/><Choice value="ceasefire"/></Choices></View>')
+    project_id = LabelStudio(base_url=server.url, api_key=keys[0]).projects.create(title="other", label_config=config).id
+    result = cli(server, keys[0], "predict", "--project", str(project_id), "--model", str(smoke_model))
     assert result.returncode == 1
-    assert "labeling config does not match this repository" in result.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "o.json").exists()
+    assert "the model cannot tag ['ceasefire']" in result.stderr.strip().splitlines()[-1]
 
 
 def test_an_export_interrupted_midway_leaves_nothing(server, keys, project, tmp_path, monkeypatch):
-    client = labelstudio.connect(server.url, keys[0])
+    client = ls_client.connect(server.url, keys[0])
     real_download = client.projects.exports.download
 
     def cut_off(*args, **kwargs):  # the real stream, broken after its first chunk
@@ -171,7 +167,7 @@ def test_an_export_interrupted_midway_leaves_nothing(server, keys, project, tmp_
         raise httpx.RemoteProtocolError("peer closed connection")
     monkeypatch.setattr(client.projects.exports, "download", cut_off)
     with pytest.raises(UserError, match="the transfer was interrupted"):
-        labelstudio.export(client, server.url, project[0], tmp_path / "e.json")
+        ls_projects.export(client, server.url, project[0], tmp_path / "e.json")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -188,17 +184,17 @@ def dies_on_call(method, number):
 
 
 def test_an_import_broken_off_midway_is_finished_by_running_it_again(server, keys, monkeypatch):
-    client = labelstudio.connect(server.url, keys[0])
-    project_id = labelstudio.create_project(client, server.url, "broken import")
+    client = ls_client.connect(server.url, keys[0])
+    project_id = ls_projects.create_project(client, server.url, "broken import")
     tasks = json.loads((REPO / "data/seed_tasks.json").read_text())[:12]
-    monkeypatch.setattr(labelstudio, "PAGE", 5)
+    monkeypatch.setattr(ls_projects, "PAGE", 5)
     real = client.projects.import_tasks
     monkeypatch.setattr(client.projects, "import_tasks", dies_on_call(real, 2))
     with pytest.raises(UserError, match=f"5 of 12 new tasks .* again with --project {project_id} to finish"):
-        labelstudio.import_tasks(client, server.url, project_id, tasks)
+        ls_projects.import_tasks(client, server.url, project_id, tasks)
     assert len(list(client.tasks.list(project=project_id))) == 5
     monkeypatch.setattr(client.projects, "import_tasks", real)
-    labelstudio.import_tasks(client, server.url, project_id, tasks)
+    ls_projects.import_tasks(client, server.url, project_id, tasks)
     texts = sorted(task.data["text"] for task in client.tasks.list(project=project_id))
     assert texts == sorted(task["data"]["text"] for task in tasks)  # each once
 
@@ -206,15 +202,15 @@ def test_an_import_broken_off_midway_is_finished_by_running_it_again(server, key
 def test_a_prediction_push_broken_off_midway_is_finished_by_running_it_again(server, keys, project, smoke_model,
                                                                             monkeypatch):
     project_id, tasks, _ = project
-    client = labelstudio.connect(server.url, keys[0])
-    monkeypatch.setattr(labelstudio, "PAGE", 5)
+    client = ls_client.connect(server.url, keys[0])
+    monkeypatch.setattr(ls_predictions, "PAGE", 5)
     real = client.projects.import_predictions
     monkeypatch.setattr(client.projects, "import_predictions", dies_on_call(real, 2))
     with pytest.raises(UserError, match="cannot reach Label Studio"):
-        labelstudio.push_predictions(client, server.url, project_id, smoke_model, "broken")
+        ls_predictions.push_predictions(client, server.url, project_id, smoke_model, "broken")
     versions = [p.model_version for task in tasks for p in client.predictions.list(task=task.id)]
     assert versions.count("broken") == 5  # the first page is in
     monkeypatch.setattr(client.projects, "import_predictions", real)
-    labelstudio.push_predictions(client, server.url, project_id, smoke_model, "broken")
+    ls_predictions.push_predictions(client, server.url, project_id, smoke_model, "broken")
     for task in tasks:
         assert [p.model_version for p in client.predictions.list(task=task.id)].count("broken") == 1

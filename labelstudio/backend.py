@@ -1,7 +1,7 @@
 """The Label Studio ML backend: serves a trained model over Label Studio's ML backend protocol
 (Project Settings > Model > Connect Model) and retrains it when Label Studio asks.
 
-    python -m train.labelstudio serve --model models/news [--config configs/news.yaml] [--port 9090]
+    python -m labelstudio serve --model models/news [--config configs/news.yaml] [--port 9090]
 
 Flask, served by waitress: Flask is what Label Studio's own ML backends are built on, so its
 requests and answers are the ones they document; waitress is a pure-Python production server
@@ -21,10 +21,12 @@ import numpy as np
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from tagger.cli import UserError, tagger_from
-from tagger.labels import TEXT_FIELD
-from train import labelstudio
-from train.retrain import Retraining
+from labelstudio.predictions import predictions
+from labelstudio.projects import served_schema
+from labelstudio.retrain import Retraining
+from tagger.cli import UserError
+from tagger.labels import LabelSchema
+from tagger.predictor import tagger_from
 from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,23 @@ class Serving:
         with self.turn:
             return self.tagger.scores(texts)
 
-    def predictions(self, texts: list[str]) -> list[dict]:
-        """One Label Studio prediction per text, with this model's version."""
+    def schema_for(self, label_config: str | None, project) -> LabelSchema:
+        """The project's control that predictions answer with (its names and labels), or the
+        model's own without a labeling config; BadRequest 422 if the model cannot serve it."""
+        if not label_config:
+            return self.tagger.schema
+        try:
+            return served_schema(label_config, self.tagger.schema, f"project {project}")
+        except UserError as error:
+            raise BadRequest(str(error), 422) from None
+
+    def predictions(self, tasks: list, label_config: str | None, project) -> list[dict]:
+        """One Label Studio prediction per task, with this model's version, under the project's names."""
         with self.turn:
             tagger, version = self.tagger, self.version
-            scores = tagger.scores(texts)
-        return [labelstudio.prediction_result(labels, score, version)
-                for labels, score in zip(tagger.labels(scores), labelstudio.certainty(scores, tagger.thresholds))]
+            schema = self.schema_for(label_config, project)
+            scores = tagger.scores([task_text(task, i, schema) for i, task in enumerate(tasks)])
+        return predictions(tagger, scores, schema, version)
 
     def switch(self, tagger, model_dir: Path) -> None:
         with self.turn:
@@ -100,7 +112,7 @@ def create_app(serving: Serving, retraining: Retraining, train_every: int = 0,
     def setup():
         body = json_body()
         if body.get("schema"):
-            checked(body["schema"], body.get("project"))
+            serving.schema_for(body["schema"], body.get("project"))
         return jsonify(model_version=serving.version)
 
     @app.post("/predict")
@@ -109,10 +121,8 @@ def create_app(serving: Serving, retraining: Retraining, train_every: int = 0,
         tasks = body.get("tasks")
         if not isinstance(tasks, list):
             raise BadRequest('expected {"tasks": [...]}')
-        if body.get("label_config"):
-            checked(body["label_config"], body.get("project"))
         started = time.perf_counter()
-        results = serving.predictions([task_text(task, i) for i, task in enumerate(tasks)])
+        results = serving.predictions(tasks, body.get("label_config"), body.get("project"))
         log.info("Predicted %d tasks in %.0f ms", len(tasks), 1000 * (time.perf_counter() - started))
         return jsonify(results=results)
 
@@ -156,20 +166,12 @@ def json_body() -> dict:
     return body
 
 
-def checked(label_config: str, project) -> None:
-    try:
-        labelstudio.check_label_config(label_config, f"project {project}")
-    except UserError as error:
-        raise BadRequest(str(error), 422) from None
-    except Exception as error:  # XML that does not parse
-        raise BadRequest(f"project {project}: the labeling config is not valid XML ({error})", 422) from None
-
-
-def task_text(task, index: int) -> str:
-    text = task.get("data", {}).get(TEXT_FIELD) if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
+def task_text(task, index: int, schema: LabelSchema) -> str:
+    data = task.get("data") if isinstance(task, dict) else None
+    text = data.get(schema.text_field) if isinstance(data, dict) else None
     if not isinstance(text, str):
         where = f"task {index}" + (f" (id {task.get('id')})" if isinstance(task, dict) and "id" in task else "")
-        raise BadRequest(f"{where}: no text in data.{TEXT_FIELD}")
+        raise BadRequest(f"{where}: no text in data.{schema.text_field}")
     return text
 
 

@@ -1,6 +1,8 @@
 """Training from Label Studio, in the background of the ML backend: export the project's
 annotations, train a candidate with `python -m train`, and switch to it only if it scores at
-least as well as the serving model on the same validation sentences.
+least as well as the serving model on the same validation sentences. The run trains with the
+project's labeling config, saved beside the export: a project whose labels changed gets a model
+with its new labels.
 
 One run at a time. Every outcome is a `last_training` record (see `Retraining.start`); a run
 that fails for any reason leaves the serving model as it was.
@@ -16,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from labelstudio.client import call, connect
+from labelstudio.projects import config_path, export, project_control
 from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, report
-from train import labelstudio
 from train.run import splits_as_trained
 
 log = logging.getLogger(__name__)
 
 
 class Retraining:
-    """Starts and tracks training runs for a `Serving` model (train/backend.py)."""
+    """Starts and tracks training runs for a `Serving` model (labelstudio/backend.py)."""
 
     def __init__(self, serving, config: Path, extra_data: list[Path], url: str | None, api_key: str | None):
         self.serving, self.config, self.extra_data = serving, config, extra_data
@@ -66,11 +69,19 @@ class Retraining:
         export_file = candidate_dir.with_name(f"{version}-outputs") / "labelstudio_export.json"
         if not self.url:
             raise UserError("no Label Studio address: set LABEL_STUDIO_URL")
-        client = labelstudio.connect(self.url, self.api_key)
-        if labelstudio.export(client, self.url, project_id, export_file).sentences == 0:
+        client = connect(self.url, self.api_key)
+        project = call(self.url, client.projects.get, id=project_id)
+        control = project_control(project.label_config, f"project {project_id}", self.serving.tagger.schema.from_name)
+        if export(client, self.url, project_id, export_file, control.from_name).sentences == 0:
             raise UserError(f"project {project_id} has no annotated tasks to train on")
-        train(self.config, [export_file, *self.extra_data], candidate_dir, export_file.with_name("train.log"))
-        candidate = self.serving.load(candidate_dir)
+        train(self.config, [export_file, *self.extra_data], candidate_dir, export_file.with_name("train.log"),
+              ["--label_config", str(config_path(export_file)), "--choices_control", control.from_name])
+        candidate, serving_labels = self.serving.load(candidate_dir), self.serving.tagger.schema.labels
+        if candidate.schema.labels != serving_labels:  # no comparison on other labels: the project's config decides
+            self.serving.switch(candidate, candidate_dir)
+            return {"status": "switched", "reason": f"the project's labels {list(candidate.schema.labels)} are not "
+                                                    f"the serving model's {list(serving_labels)}: switched to the "
+                                                    "model trained with the project's labeling config"}
         comparison = compare(self.serving, candidate, candidate_dir)
         if comparison is None:
             return {"status": "kept", "reason": "the serving model was trained on every validation sentence of "
@@ -82,10 +93,10 @@ class Retraining:
                 "validation": comparison}
 
 
-def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path) -> None:
+def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path, options: list[str]) -> None:
     """`python -m train` in a child process at low priority, so that predictions keep answering."""
     command = [sys.executable, "-m", "train", "--config", str(config), "--data_files", *map(str, data_files),
-               "--output_dir", str(output_dir)]
+               "--output_dir", str(output_dir), *options]
     with log_file.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10))
     if done.returncode != 0:
@@ -103,10 +114,11 @@ def compare(serving, candidate, candidate_dir: Path) -> dict | None:
     if not keep:
         return None
     texts, gold = [validation["text"][i] for i in keep], np.array(validation["labels"])[keep]
+    labels = candidate.schema.labels
     return {"sentences": len(keep), "left_out_seen_by_serving_model": None if seen is None else len(validation) - len(keep),
             "serving_version": serving.version,
-            "serving": report(gold, apply_thresholds(serving.scores(texts), serving.tagger.thresholds)),
-            "candidate": report(gold, apply_thresholds(candidate.scores(texts), candidate.thresholds))}
+            "serving": report(gold, apply_thresholds(serving.scores(texts), serving.tagger.thresholds), labels),
+            "candidate": report(gold, apply_thresholds(candidate.scores(texts), candidate.thresholds), labels)}
 
 
 def verdict(comparison: dict, better: bool) -> str:

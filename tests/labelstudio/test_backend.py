@@ -1,4 +1,4 @@
-"""The Label Studio ML backend (`python -m train.labelstudio serve`), always as the real server
+"""The Label Studio ML backend (`python -m labelstudio serve`), always as the real server
 process: first its protocol and bad requests, then connected to a real Label Studio server that
 asks it for predictions and for training."""
 
@@ -18,10 +18,9 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio_server
-from conftest import REPO, SEED_EXPORT
-from tagger.labels import LABELS
+from conftest import LABELS, REPO, SEED_EXPORT
 from tagger.predictor import Tagger
-from train.labelstudio import certainty
+from labelstudio.predictions import certainty
 
 LABEL_CONFIG = (REPO / "data" / "label_config.xml").read_text()
 OTHER_CONFIG = LABEL_CONFIG.replace('"evacuation"', '"evac"')
@@ -58,7 +57,7 @@ class Backend:
 def start_backend(model: Path, log: Path, *args, env=None) -> Backend:
     port = labelstudio_server.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "train.labelstudio", "serve", "--model", str(model), "--port", str(port), *args],
+        [sys.executable, "-m", "labelstudio", "serve", "--model", str(model), "--port", str(port), *args],
         cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     backend = Backend(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 120
@@ -123,10 +122,10 @@ def test_health_setup_and_predict_answer_as_label_studio_expects(backend, smoke_
      "task 1 (id 7): no text in data.text"),
     ("/predict", b'{"tasks": [{"data": {"text": 5}}]}', 400, "task 0: no text in data.text"),
     ("/predict", json.dumps({"tasks": [{"data": {"text": "x"}}], "label_config": OTHER_CONFIG}).encode(), 422,
-     "labeling config does not match this repository"),
+     "the model cannot tag ['evac']"),
     ("/setup", json.dumps({"project": "4.1", "schema": OTHER_CONFIG}).encode(), 422,
-     "project 4.1: labeling config does not match"),
-    ("/setup", json.dumps({"project": "4.1", "schema": "<View><Choices"}).encode(), 422, "not valid XML"),
+     "project 4.1: the model cannot tag ['evac'] of control 'event'"),
+    ("/setup", json.dumps({"project": "4.1", "schema": "<View><Choices"}).encode(), 422, "not a valid labeling config"),
     ("/webhook", b'{"action": "START_TRAINING", "project": 3}', 400, "START_TRAINING without project.id"),
     ("/nowhere", b"{}", 404, "404 Not Found"),
 ])
@@ -139,7 +138,7 @@ def test_a_bad_request_gets_a_4xx_with_one_line_and_the_server_keeps_serving(bac
 
 
 def test_an_oversized_request_is_refused(backend):
-    from train.backend import MAX_REQUEST_BYTES
+    from labelstudio.backend import MAX_REQUEST_BYTES
     body = b'{"tasks": [' + b" " * MAX_REQUEST_BYTES + b"]}"
     answer = requests.post(backend.url + "/predict", data=body, headers={"Content-Type": "application/json"},
                            timeout=120)
@@ -164,7 +163,7 @@ def test_basic_auth_from_the_environment(smoke_model, run_backend):
 
 
 def test_a_half_set_basic_auth_stops_the_server_with_one_line(smoke_model):
-    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "serve", "--model", str(smoke_model)],
+    result = subprocess.run([sys.executable, "-m", "labelstudio", "serve", "--model", str(smoke_model)],
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, "BASIC_AUTH_USER": "ls"})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"
@@ -181,7 +180,7 @@ def test_train_every_n_annotations_counts_per_project(smoke_model, run_backend):
 
 
 def test_a_missing_training_config_stops_the_server_at_once(smoke_model):
-    result = subprocess.run([sys.executable, "-m", "train.labelstudio", "serve", "--model", str(smoke_model),
+    result = subprocess.run([sys.executable, "-m", "labelstudio", "serve", "--model", str(smoke_model),
                              "--config", "configs/nothing.yaml"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: configs/nothing.yaml: no such file (--config / --data_files of serve)"
