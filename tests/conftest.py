@@ -14,8 +14,41 @@ LABELS = DEFAULT.labels  # the bundled labels, in data/label_config.xml's order
 BUNDLED_EXPORTS = [SEED_EXPORT, NEWS_EXPORT, REPO / "data" / "news_batch2_export.json"]
 
 
-def choice(*labels):
-    return [{"from_name": "event", "to_name": "text", "type": "choices", "value": {"choices": list(labels)}}]
+# A user's own project: five labels (the bundled four and one the bundled corpus lacks), other
+# control names than the bundled config's, and the sentence in data.sentence.
+FIVE_LABELS = ("withdrawal", "strike", "evacuation", "atrocity_claim", "ceasefire")
+FIVE_LABEL_CONFIG = ('<View><Header value="$title"/><Text name="sentence" value="$sentence"/>'
+                     '<Choices name="events" toName="sentence" choice="multiple">'
+                     + "".join(f'<Choice value="{label}"/>' for label in FIVE_LABELS) + "</Choices></View>")
+
+
+def choice(*labels, from_name="event", to_name="text"):
+    return [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": list(labels)}}]
+
+
+def five_label_tasks() -> list[dict]:
+    """The seed export as that project's tasks: data.sentence, Choices `events`, and `ceasefire` on
+    every sentence that mentions talks, a truce or a ceasefire, or else on every ninth sentence."""
+    tasks = []
+    for i, seed in enumerate(json.loads(SEED_EXPORT.read_text())):
+        data = {("sentence" if key == "text" else key): value for key, value in seed["data"].items()}
+        labels = [c for a in seed["annotations"] for r in a["result"] for c in r["value"]["choices"]]
+        if i % 9 == 0 or any(word in data["sentence"].lower() for word in ("talks", "truce", "ceasefire")):
+            labels.append("ceasefire")
+        tasks.append({"id": seed["id"], "data": data, "annotations": [
+            {"id": seed["id"], "result": choice(*labels, from_name="events", to_name="sentence") if labels else [],
+             "was_cancelled": False, "ground_truth": False}]})
+    return tasks
+
+
+@pytest.fixture
+def five_label_project(tmp_path):
+    """(export, labeling config) files of the five-label project, as `labelstudio export` saves them."""
+    export = tmp_path / "my_export.json"
+    export.write_text(json.dumps(five_label_tasks()))
+    config = tmp_path / "my_export.label_config.xml"
+    config.write_text(FIVE_LABEL_CONFIG)
+    return export, config
 
 
 def annotation(*labels, cancelled=False, ground_truth=False, updated="2026-01-01T00:00:00Z", id=None):
@@ -72,3 +105,16 @@ def keys(server):
     admin = server.token_for(*labelstudio_server.ADMIN)
     invite = LabelStudio(base_url=server.url, api_key=admin).organizations.invites.get_invite_link()
     return admin, server.token_for(*labelstudio_server.SECOND, invite_url=invite.invite_url)
+
+
+@pytest.fixture(scope="session")
+def five_label_model(tmp_path_factory):
+    """A tiny model of the five-label project, trained once per session with configs/smoke.yaml."""
+    from train.config import load_config
+    from train.run import run
+    folder = tmp_path_factory.mktemp("five")
+    (folder / "my_export.json").write_text(json.dumps(five_label_tasks()))
+    (folder / "my_export.label_config.xml").write_text(FIVE_LABEL_CONFIG)
+    return run(load_config(["--config", str(REPO / "configs/smoke.yaml"), "--data_files", str(folder / "my_export.json"),
+                            "--label_config", str(folder / "my_export.label_config.xml"),
+                            "--output_dir", str(folder / "model")]))

@@ -91,24 +91,22 @@ def counts(schema: LabelSchema, summary: ExportSummary) -> str:
 
 
 def check_splits_can_train(splits, schema: LabelSchema, tunes_thresholds: bool) -> None:
-    """Every label on at least one training sentence, else one line with the per-split counts and
-    what a run needs; a label with fewer than MIN_POSITIVES validation sentences keeps the default
+    """Every label on at least one training sentence, else one line with the counts and what a
+    run needs; a label with fewer than MIN_POSITIVES validation sentences keeps the default
     threshold (tagger.metrics.tune_thresholds), which the log says."""
     per_split = {name: label_counts(splits[name], schema.labels) for name in splits}
     untrainable = [label for label in schema.labels if per_split["train"][label] == 0]
     if untrainable:
+        total = {label: sum(counts[label] for counts in per_split.values()) for label in schema.labels}
+        articles = len({group for name in splits for group in splits[name]["group"]})
         raise DataError(
-            f"too few annotated sentences to train: after splitting by article, no training sentence carries "
-            f"{untrainable} ({sizes(per_split, splits)}). A run needs each label on sentences of at least "
-            f"{len(splits)} different articles, one per split, and about 10 per label to learn anything: "
-            "annotate more tasks with these labels")
+            f"too few annotated sentences to train: {sum(map(len, splits.values()))} sentences from {articles} "
+            f"articles ({', '.join(f'{label} {n}' for label, n in total.items())}); split by article into "
+            f"{', '.join(f'{name} {len(splits[name])}' for name in splits)}, no training sentence carries "
+            f"{untrainable}. A run needs each label on sentences of at least {len(splits)} articles (one per split) "
+            "and about 10 sentences per label to learn it: annotate more tasks with these labels")
     untuned = [label for label in schema.labels if per_split["validation"][label] < MIN_POSITIVES]
     if tunes_thresholds and untuned:
         log.warning("Fewer than %d validation sentences carry %s: their thresholds stay at %.1f instead of being "
-                    "tuned (%s)", MIN_POSITIVES, untuned, DEFAULT_THRESHOLD, sizes(per_split, splits))
-
-
-def sizes(per_split: dict, splits) -> str:
-    return "; ".join(f"{name} {len(splits[name])} sentences ("
-                     + ", ".join(f"{label} {n}" for label, n in per_split[name].items()) + ")"
-                     for name in splits)
+                    "tuned (validation: %s)", MIN_POSITIVES, untuned, DEFAULT_THRESHOLD,
+                    ", ".join(f"{label} {n}" for label, n in per_split["validation"].items()))

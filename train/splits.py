@@ -66,15 +66,16 @@ def split_off_validation(indices, groups, strata, fraction: float, seed: int):
     """(train, validation); a fraction of 0 leaves validation empty: train on everything but test."""
     if fraction == 0:
         return indices, indices[:0]
-    return hold_out(indices, groups, strata, fraction, seed)
+    return hold_out(indices, groups, strata, fraction, seed, splits_left=2)
 
 
-def hold_out(indices, groups, strata, fraction: float, seed: int):
-    """Split indices into (kept, held out), the held-out part about `fraction` of the groups."""
+def hold_out(indices, groups, strata, fraction: float, seed: int, splits_left: int = 3):
+    """Split indices into (kept, held out), the held-out part about `fraction` of the groups;
+    `splits_left`: the splits still to be made from them, each needing an article of its own."""
     distinct = len(set(groups[indices]))
-    if distinct < 3:
-        raise UserError(f"only {distinct} distinct articles: at least 3 are needed for "
-                        "train, validation and test splits that share no article")
+    if distinct < splits_left:
+        raise UserError(f"only {distinct} distinct articles{' left after the test split' if splits_left < 3 else ''}: "
+                        "at least 3 are needed for train, validation and test splits that share no article")
     # Few articles (the five seed articles): hold out one whole article rather than fail.
     n_splits = min(max(2, round(1 / fraction)), distinct)
     # scikit-learn refuses to stratify when every stratum is smaller than the number of folds (a
