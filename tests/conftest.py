@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import labelstudio_server
+from ml_backend import start_backend
 from tagger.labels import DEFAULT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,3 +119,27 @@ def five_label_model(tmp_path_factory):
     return run(load_config(["--config", str(REPO / "configs/smoke.yaml"), "--data_files", str(folder / "my_export.json"),
                             "--label_config", str(folder / "my_export.label_config.xml"),
                             "--output_dir", str(folder / "model")]))
+
+
+@pytest.fixture
+def run_backend(tmp_path):
+    started = []
+
+    def run(model, *args, env=None):
+        started.append(start_backend(model, tmp_path / f"backend-{len(started)}.log", *args, env=env))
+        return started[-1]
+    yield run
+    for backend in started:
+        backend.process.terminate()
+        backend.process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def client(server, keys):
+    from label_studio_sdk import LabelStudio
+    return LabelStudio(base_url=server.url, api_key=keys[0])
+
+
+@pytest.fixture
+def label_studio_env(server, keys):
+    return {"LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": keys[0]}
