@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO
 from tagger.cli import ArgumentParser, add_model_option, add_tagger_options
 
-COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "train.prepare",
+COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "eval.audit",
+            "eval.audit_flips", "train.prepare",
             *(f"labelstudio {command}" for command in ("import", "export", "predict", "serve")), "train.labelstudio serve"]
 
 
