@@ -10,6 +10,7 @@ and shared, and the training state must be one; predictions take turns on the mo
 has no spare cores for two at once), while /health, /setup and /webhook answer at once.
 """
 
+import functools
 import hmac
 import logging
 import os
@@ -58,7 +59,7 @@ class Serving:
         if not label_config:
             return self.tagger.schema
         try:
-            return served_schema(label_config, self.tagger.schema, f"project {project}")
+            return project_schema(label_config, self.tagger.schema, str(project))
         except UserError as error:
             raise BadRequest(str(error), 422) from None
 
@@ -82,6 +83,13 @@ class Serving:
         except (UserError, OSError, KeyError) as error:
             log.warning("The training data of %s is not at hand (%s)", self.model_dir, error)
             return None
+
+
+@functools.lru_cache(maxsize=64)
+def project_schema(label_config: str, model: LabelSchema, project: str) -> LabelSchema:
+    """served_schema, parsed once per project config and model: Label Studio sends the config with
+    every /predict request."""
+    return served_schema(label_config, model, f"project {project}")
 
 
 class BadRequest(Exception):

@@ -54,6 +54,9 @@ def checked_project(client: LabelStudio, url: str, project_id: int, control: str
 
 
 def create_project(client: LabelStudio, url: str, title: str, label_config: Path = BUNDLED_CONFIG) -> int:
+    if not Path(label_config).is_file():
+        raise UserError(f"{label_config}: labeling config not found (--label_config of import)")
+    project_control(Path(label_config).read_text(encoding="utf-8"), str(label_config))  # trainable, before creating
     project = call(url, client.projects.create, title=title, label_config=label_config.read_text(encoding="utf-8"))
     log.info("Created project %d %r", project.id, title)
     return project.id

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError
 
 SCHEMA_FILE = "label_schema.json"
@@ -112,10 +113,10 @@ def read_label_config(path, control: str = "") -> tuple[LabelSchema, str]:
     return from_label_config(text, str(path), control), text
 
 
-def save(model_dir: Path, schema: LabelSchema, label_config: str, write_text) -> None:
-    """Write the schema and the config it came from into a model folder (with `write_text`, atomic)."""
-    write_text(Path(model_dir) / SCHEMA_FILE, json.dumps(asdict(schema), indent=2) + "\n")
-    write_text(Path(model_dir) / CONFIG_FILE, label_config)
+def save(model_dir: Path, schema: LabelSchema, label_config: str) -> None:
+    """Write the schema and the config it came from into a model folder."""
+    write_text_atomic(Path(model_dir) / SCHEMA_FILE, json.dumps(asdict(schema), indent=2) + "\n")
+    write_text_atomic(Path(model_dir) / CONFIG_FILE, label_config)
 
 
 def of_model(model_dir) -> LabelSchema:

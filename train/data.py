@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tagger.annotations import ExportSummary, Sentence, beside_config, read_export
 from tagger.cli import UserError
-from tagger.metrics import DEFAULT_THRESHOLD, MIN_POSITIVES
 from tagger.labels import LabelConfigError, LabelSchema, choices_controls, read_label_config
+from tagger.metrics import DEFAULT_THRESHOLD, MIN_POSITIVES
 from train.splits import label_counts
 
 

@@ -164,7 +164,7 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     artifacts.write_json(building / "metrics.json", metrics)
     artifacts.write_json(building / "run_info.json", run_info)
     artifacts.write_text_atomic(building / "train_config.yaml", to_yaml(config))
-    labels.save(building, data.schema, data.label_config, artifacts.write_text_atomic)
+    labels.save(building, data.schema, data.label_config)
     artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds))
     os.rename(building, model_dir)
     output.publish(work_dir, output_dir)
