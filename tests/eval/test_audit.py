@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from conftest import REPO, SEED_EXPORT
+from conftest import NEWS_EXPORT, REPO, SEED_EXPORT
 from eval.audit import baseline_suspects, rank_suspects
 from eval.audit_flips import draw_flips, flipped_copy, precision_recall
 from tagger.annotations import read_export
@@ -73,19 +74,24 @@ def test_the_audit_writes_its_suspects_and_reuses_the_cross_validation(tmp_path)
 
 @pytest.mark.slow
 def test_on_a_small_slice_injected_flips_rank_above_clean_sentences(tmp_path):
-    cli("eval.audit_flips", "--config", "configs/smoke.yaml", "--model_name_or_path", packaged_encoder_path(),
-        "--learning_rate", "1e-4", "--num_train_epochs", "4", "--per_device_train_batch_size", "16",
-        "--positives", "0.1", "--negatives", "0.03", "--folds", "3", "--output_dir", tmp_path)
-    flips = {tuple(pair) for pair in json.loads((tmp_path / "flips.json").read_text())}
-    rows = [json.loads(line) for line in (tmp_path / "crossval" / "out_of_fold.jsonl").read_text().splitlines()]
-    suspicion = {(row["task"], label): abs(float(label in row["labels"]) - score)
-                 for row in rows for label, score in row["scores"].items()}
-    flipped = [suspicion[pair] for pair in flips]
-    clean = [value for pair, value in suspicion.items() if pair not in flips]
-    assert np.mean(flipped) > np.mean(clean) + 0.2
-    results = json.loads((tmp_path / "flips_results.json").read_text())
-    assert sum(r["found"] for r in results["audit"].values()) >= 0.5 * len(flips)
-    assert "| label | flips | audit: flagged |" in (tmp_path / "flips.md").read_text()
+    """600 sentences of batch 1, labels flipped on purpose, audited with the packaged MiniLM-L6."""
+    (tmp_path / "slice.json").write_text(json.dumps(json.loads(NEWS_EXPORT.read_text())[:600]))
+    cli("eval.audit_flips", "--config", "configs/smoke.yaml", "--data_files", tmp_path / "slice.json",
+        "--model_name_or_path", packaged_encoder_path(), "--learning_rate", "1e-4", "--num_train_epochs", "3",
+        "--per_device_train_batch_size", "16", "--positives", "0.1", "--negatives", "0.02", "--folds", "3",
+        "--output_dir", tmp_path / "flips")
+    flips = {tuple(pair) for pair in json.loads((tmp_path / "flips" / "flips.json").read_text())}
+    rows = [json.loads(line) for line in (tmp_path / "flips" / "crossval" / "out_of_fold.jsonl").read_text().splitlines()]
+    pairs = [((row["task"], label), abs(float(label in row["labels"]) - score))
+             for row in rows for label, score in row["scores"].items()]
+    flipped = [pair in flips for pair, _ in pairs]
+    assert sum(flipped) == len(flips) > 20
+    assert roc_auc_score(flipped, [distance for _, distance in pairs]) > 0.75  # flips rank above clean pairs
+    results = json.loads((tmp_path / "flips" / "flips_results.json").read_text())
+    found = sum(r["found"] for r in results["audit"].values())
+    flagged = sum(r["flagged"] for r in results["audit"].values())
+    assert found >= 0.3 * len(flips) and found / flagged > 3 * len(flips) / len(pairs)  # far better than chance
+    assert "| label | flips | audit: flagged |" in (tmp_path / "flips" / "flips.md").read_text()
 
 
 @pytest.mark.labelstudio
