@@ -28,7 +28,8 @@ def test_flipped_labels_rank_above_clean_ones():
         gold[i, k] = 1 - gold[i, k]
     pairs = rank_suspects(gold, scores)
     flagged = {(i, k) for i, k, _ in pairs}
-    assert len(flagged & set(flips)) >= 0.9 * len(flips) and len(flagged) <= 2 * len(flips)
+    found = len(flagged & set(flips))
+    assert found >= 0.7 * len(flips) and found >= 0.9 * len(flagged)  # most flips, and little else
     assert [s for _, _, s in pairs] == sorted((s for _, _, s in pairs), reverse=True)
     baseline = baseline_suspects(gold, scores)
     assert {(i, k) for i, k, _ in baseline} == {(i, k) for i in range(600) for k in range(3)
