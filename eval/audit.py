@@ -31,7 +31,6 @@ from eval.crossval import add_fold_options, cross_validate
 from tagger.annotations import load_task_list, task_id
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command, spellings
-from tagger.labels import read_label_config
 from train.config import config_parser, parse_config
 from train.data import load_data
 
@@ -40,20 +39,32 @@ log = logging.getLogger(__name__)
 TFIDF = "TF-IDF + logistic regression"
 
 
-def out_of_fold(config, crossval_dir: Path, folds: int, outlet_folds) -> list[dict]:
-    """The rows of crossval_dir/out_of_fold.jsonl when they score exactly the data files' sentences
-    with their current labels; else cross-validate first (finished folds are reused)."""
+def out_of_fold(config, data, crossval_dir: Path, folds: int, outlet_folds) -> list[dict]:
+    """The rows of crossval_dir/out_of_fold.jsonl when they score exactly the sentences of `data`
+    (train.data.load_data) with their current labels; else cross-validate first (finished folds
+    are reused)."""
     path = crossval_dir / "out_of_fold.jsonl"
-    data = load_data(config)
     current = {s.task: list(s.labels) for s in data.sentences}
-    for attempt in ("reuse", "cross-validate"):
-        if attempt == "cross-validate":
-            log.info("Cross-validating into %s (finished folds are reused)", crossval_dir)
-            cross_validate(dataclasses.replace(config, output_dir=str(crossval_dir), resume=True), folds, outlet_folds)
+
+    def scored_rows() -> list[dict] | None:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
-        if len(rows) == len(current) and all(current.get(row["task"]) == row["labels"] for row in rows):
-            return rows
-    raise UserError(f"{path}: does not score the sentences of the data files with their labels")
+        same = len(rows) == len(current) and all(current.get(row["task"]) == row["labels"] for row in rows)
+        return rows if same else None
+
+    rows = scored_rows()
+    if rows is None:
+        log.info("Cross-validating into %s (finished folds are reused)", crossval_dir)
+        cross_validate(dataclasses.replace(config, output_dir=str(crossval_dir), resume=True), folds, outlet_folds)
+        rows = scored_rows()
+    if rows is None:
+        raise UserError(f"{path}: does not score the sentences of the data files with their labels")
+    return rows
+
+
+def as_arrays(rows: list[dict], labels) -> tuple[np.ndarray, np.ndarray]:
+    """(gold 0/1, out-of-fold scores) of out_of_fold.jsonl rows, columns in label order."""
+    gold = np.array([[float(label in row["labels"]) for label in labels] for row in rows])
+    return gold, np.array([[row["scores"][label] for label in labels] for row in rows])
 
 
 def rank_suspects(gold: np.ndarray, scores: np.ndarray) -> list[tuple[int, int, float]]:
@@ -128,20 +139,22 @@ def markdown(suspects: list[dict], rows: list[dict], labels, top: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def audit(config, output_dir: Path, crossval_dir: Path, folds: int = 5, outlet_folds=None, top: int = 25) -> list[dict]:
-    """Rank the suspects, write suspects.jsonl and audit.md into output_dir; returns the suspects."""
-    schema, _ = read_label_config(config.label_config, config.choices_control)
-    rows, details = out_of_fold(config, crossval_dir, folds, outlet_folds), task_details(config.data_files)
-    gold = np.array([schema.multi_hot(row["labels"]) for row in rows])
-    scores = np.array([[row["scores"][label] for label in schema.labels] for row in rows])
-    suspects = suspect_rows(rows, schema.labels, rank_suspects(gold, scores), details)
+def audit(config, output_dir: Path, crossval_dir: Path, folds: int = 5, outlet_folds=None,
+          top: int = 25) -> tuple[list[dict], list[dict]]:
+    """Rank the suspects, write suspects.jsonl and audit.md into output_dir; returns (the
+    out-of-fold rows, the suspects)."""
+    data = load_data(config)
+    labels = data.schema.labels
+    rows = out_of_fold(config, data, crossval_dir, folds, outlet_folds)
+    gold, scores = as_arrays(rows, labels)
+    suspects = suspect_rows(rows, labels, rank_suspects(gold, scores), task_details(config.data_files))
     write_text_atomic(output_dir / "suspects.jsonl",
                       "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in suspects))
-    write_text_atomic(output_dir / "audit.md", markdown(suspects, rows, schema.labels, top))
-    for label in schema.labels:
+    write_text_atomic(output_dir / "audit.md", markdown(suspects, rows, labels, top))
+    for k, label in enumerate(labels):
         log.info("%s: %d suspects among %d sentences (%d carry it)", label,
-                 sum(s["suspect_label"] == label for s in suspects), len(rows), int(gold[:, schema.labels.index(label)].sum()))
-    return suspects
+                 sum(s["suspect_label"] == label for s in suspects), len(rows), int(gold[:, k].sum()))
+    return rows, suspects
 
 
 def push(options, suspects: list[dict], data_files) -> None:
@@ -172,8 +185,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument(*spellings(["--push_files"]), nargs="+", help="With several data files: those exported from --project.")
     config, options = parse_config(argv, parser)
     output_dir = Path(config.output_dir)
-    suspects = audit(config, output_dir, options.crossval_dir or output_dir / "crossval", options.folds,
-                     options.outlet_folds, options.top)
+    _, suspects = audit(config, output_dir, options.crossval_dir or output_dir / "crossval", options.folds,
+                        options.outlet_folds, options.top)
     if options.push:
         push(options, suspects, config.data_files)
     sys.stdout.write((output_dir / "audit.md").read_text())

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.audit import audit, baseline_suspects, out_of_fold
+from eval.audit import as_arrays, audit, baseline_suspects
 from eval.crossval import add_fold_options
 from tagger.annotations import load_task_list, task_id
 from tagger.artifacts import write_json, write_text_atomic
 from tagger.cli import run_command, spellings
-from tagger.labels import LabelSchema, read_label_config
+from tagger.labels import LabelSchema
 from train.config import config_parser, parse_config
 from train.data import load_data
 
@@ -72,8 +72,8 @@ def markdown(results: dict, labels) -> str:
 
 
 def measure(config, output_dir: Path, positives: float, negatives: float, seed: int, folds: int) -> dict:
-    schema, _ = read_label_config(config.label_config, config.choices_control)
-    sentences = load_data(config).sentences
+    original = load_data(config)
+    schema, sentences = original.schema, original.sentences
     flips = draw_flips(sentences, schema, positives, negatives, seed)
     copy_of = {str(Path(path)): output_dir / "data" / Path(path).name for path in config.data_files}
     for path, copy in copy_of.items():
@@ -82,11 +82,9 @@ def measure(config, output_dir: Path, positives: float, negatives: float, seed: 
     flips = {(f"{copy_of[ref.rsplit('#', 1)[0]]}#{ref.rsplit('#', 1)[1]}", label) for ref, label in flips}
     write_json(output_dir / "flips.json", sorted(flips))
     config = dataclasses.replace(config, data_files=[str(copy) for copy in copy_of.values()])
-    suspects = audit(config, output_dir / "audit", output_dir / "crossval", folds)
+    rows, suspects = audit(config, output_dir / "audit", output_dir / "crossval", folds)
     flagged = {(s["task"], s["suspect_label"]) for s in suspects}
-    rows = out_of_fold(config, output_dir / "crossval", folds, None)
-    gold = np.array([schema.multi_hot(row["labels"]) for row in rows])
-    scores = np.array([[row["scores"][label] for label in schema.labels] for row in rows])
+    gold, scores = as_arrays(rows, schema.labels)
     baseline = {(rows[i]["task"], schema.labels[k]) for i, k, _ in baseline_suspects(gold, scores)}
     results = {"positives": positives, "negatives": negatives, "seed": seed, "sentences": len(rows),
                "audit": precision_recall(flagged, flips, schema.labels),

@@ -109,14 +109,12 @@ class Tagger:
 def chosen_labels(scores: np.ndarray, thresholds: dict[str, float], single_choice: bool = False) -> list[list[str]]:
     """Each row's labels (the thresholds' keys, in column order) over their thresholds; for a
     single-choice control (Label Studio's choice="single"), only the highest-scoring of them."""
-    names = list(thresholds)
-    chosen = []
-    for row in np.asarray(scores):
-        over = [i for i, (score, cut) in enumerate(zip(row, thresholds.values())) if score >= cut]
-        if single_choice:
-            over = sorted(over, key=lambda i: -row[i])[:1]
-        chosen.append([names[i] for i in sorted(over)])
-    return chosen
+    scores, names = np.asarray(scores), list(thresholds)
+    over = scores >= np.array(list(thresholds.values()))
+    if single_choice:
+        best = np.where(over, scores, -np.inf).argmax(axis=1)
+        over = over & (np.arange(len(names)) == best[:, None])
+    return [[names[i] for i in np.flatnonzero(row)] for row in over]
 
 
 def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = True):

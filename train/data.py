@@ -65,10 +65,11 @@ def check_no_label_mix(schema: LabelSchema, files: list[tuple[Path, ExportSummar
     for path, summary in files:
         known = labelled_with(path, summary)
         missing = [label for label in schema.labels if label not in known]
+        config = beside_config(path)
         if missing:
             raise DataError(
                 f"{path}: labelled without {missing} (no sentence carries them"
-                f"{'' if beside_config(path) is None else ' and its labeling config ' + str(beside_config(path)) + ' lacks them'}), "
+                f"{'' if config is None else f' and its labeling config {config} lacks them'}), "
                 "so its sentences would teach the model that none of them is ever one of these; train on "
                 "exports of projects with the same labels, or pass --allow_label_mix true to train anyway")
 
