@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
                         help="Label Studio JSON exports (default: the ones the model was trained on).")
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="Score every sentence (default), or one split rebuilt with the run's split seed.")
-    add_tagger_options(parser)
+    add_tagger_options(parser, default_mode="fp32")  # the run's own figures, exactly
     add_output_dir_option(parser, "MODEL-outputs/eval")
     args = parser.parse_args(argv)
     data = args.data or trained_options(args.model)["data_files"]

@@ -49,7 +49,7 @@ CROSS_FITTED = "model, cross-fitted thresholds"
 def fold_predictions(model_dir: Path, splits) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(test gold labels; the model's test scores; each system's test predictions, thresholds
     from validation)."""
-    predictor = Tagger(model_dir)
+    predictor = Tagger(model_dir, mode="fp32")  # exact scores: thresholds are tuned on them
     scores = predictor.scores(list(splits["test"]["text"]))
     return np.array(splits["test"]["labels"]), scores, {
         "model": apply_thresholds(scores, predictor.thresholds),

@@ -13,10 +13,9 @@ appears only when complete. Several processes or GPUs share the work and write t
 import itertools
 import json
 import logging
+import os
 from pathlib import Path
 
-import torch
-from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from tagger.artifacts import atomic_file
@@ -128,6 +127,23 @@ def count_lines(path: Path) -> int | None:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
+class OneProcess:
+    process_index, num_processes, is_main_process = 0, 1, True
+
+    def wait_for_everyone(self):
+        pass
+
+
+def process_state():
+    """One process, or one per GPU (or CPU process) under `accelerate launch` / torchrun, which set
+    WORLD_SIZE: accelerate (and torch) load only then, as the ONNX Runtime modes need neither."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return OneProcess()
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def main(argv: list[str]) -> None:
     parser = ArgumentParser("python -m eval.predict", __doc__)
     add_model_option(parser)
@@ -137,9 +153,7 @@ def main(argv: list[str]) -> None:
                         help="auto: .jsonl files are JSONL, anything else one sentence per line.")
     add_tagger_options(parser)
     args = parser.parse_args(argv)
-    # One process, or one per GPU (or CPU process) under `accelerate launch` / torchrun: the
-    # state is made first, so that each process's model goes to its own GPU.
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = process_state()  # first, so that each process's model goes to its own GPU
     tagger = tagger_from(args)
     try:
         counts = predict_file(tagger, args.input, args.output, args.format, state.process_index,

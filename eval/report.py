@@ -100,7 +100,7 @@ def build_report(model_dir: Path, output_dir: Path) -> dict:
     splits, _ = splits_as_trained(model_dir)
     test = splits["test"]
     texts, gold, outlets = list(test["text"]), np.array(test["labels"]).astype(int), list(test["outlet"])
-    predictor = Tagger(model_dir)
+    predictor = Tagger(model_dir, mode="fp32")  # the figures of the run itself
     labels = predictor.schema.labels
     scores = predictor.scores(texts)
     predicted = apply_thresholds(scores, predictor.thresholds)

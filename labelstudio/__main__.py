@@ -91,7 +91,7 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: 127.0.0.1, this machine "
                                                            "only; 0.0.0.0 for every interface).")
     serve.add_argument("--port", type=int, default=9090, help="Port (default: 9090, as Label Studio's backends).")
-    add_tagger_options(serve)
+    add_tagger_options(serve, default_mode="fp32")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def push_predictions(client: LabelStudio, url: str, project_id: int, model_dir: 
     retraining, or after a push that failed midway) leaves one set, not two."""
     from tagger.predictor import Tagger  # torch is loaded only for this command
 
-    tagger, version = Tagger(model_dir), version or Path(model_dir).name
+    tagger, version = Tagger(model_dir, mode="fp32"), version or Path(model_dir).name
     project = call(url, client.projects.get, id=project_id)
     schema = served_schema(project.label_config, tagger.schema, f"{url}, project {project_id}")
     earlier = [p.id for p in call(url, client.predictions.list, project=project_id) if p.model_version == version]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 # The Tagger's modes (tagger/predictor.py), here so that parsers need not load torch.
-MODES = ("fp32", "bf16", "onnx-int8")
+MODES = ("auto", "fp32", "bf16", "onnx-fp32", "onnx-int8-checked", "onnx-int8")
 
 
 class UserError(Exception):
@@ -50,12 +50,16 @@ def add_model_option(parser: argparse.ArgumentParser, required: bool = True, hel
                         help=help or "Model folder written by `python -m train`.")
 
 
-def add_tagger_options(parser: argparse.ArgumentParser) -> None:
+def add_tagger_options(parser: argparse.ArgumentParser, default_mode: str = "auto") -> None:
     """How the Tagger scores: --mode, --batch_size, --no_rewrites."""
-    parser.add_argument("--mode", choices=MODES, default="fp32",
-                        help="fp32 (default); bf16 (GPU, or a CPU with bf16 instructions: fastest there); "
-                             "onnx-int8 (fastest on CPUs without bf16; slightly less accurate: measure it "
-                             "with `python -m eval --split test --mode onnx-int8`).")
+    parser.add_argument("--mode", choices=MODES, default=default_mode,
+                        help=f"auto: the fastest mode whose labels match fp32's on this machine (bf16 on a CPU "
+                             "with bf16 units, onnx-int8-checked on other CPUs, fp32 on a GPU; the log says "
+                             "which). fp32: PyTorch, the scores of transformers' pipeline. bf16: PyTorch in bf16 "
+                             "(GPUs, CPUs with AVX512-BF16/AMX). onnx-fp32: ONNX Runtime, fp32's scores to float "
+                             "rounding. onnx-int8-checked: int8 scores, a sentence scored again in fp32 when "
+                             "a label is in doubt (labels as fp32's). onnx-int8: int8 alone (fastest; about 0.5%% "
+                             f"of labels differ). Default: {default_mode}.")
     parser.add_argument("--batch_size", type=int,
                         help="Sentences per batch (default: 256 for fp32 and bf16 on a GPU, 64 otherwise).")
     parser.add_argument("--no_rewrites", action="store_true",

@@ -1,7 +1,6 @@
 """Per-class metrics and decision thresholds, all from scikit-learn."""
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
 # A class with fewer validation positives than this keeps the default threshold (tune_thresholds).
@@ -21,6 +20,8 @@ def apply_thresholds(scores, thresholds: dict[str, float]) -> np.ndarray:
 def report(y_true, y_pred, labels) -> dict:
     """{'per_class': {label: {precision, recall, f1, support}}, 'micro': {...}, 'macro': ...};
     `labels` names the columns."""
+    from sklearn.metrics import precision_recall_fscore_support  # here: it takes seconds to load
+
     y_true, y_pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
     columns = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
     result = {"per_class": {label: scores(*(column[i] for column in columns))
@@ -55,6 +56,8 @@ def tune_thresholds(y_true, scores_, labels, default: float = DEFAULT_THRESHOLD,
 
     A class with fewer than `min_positives` positives here keeps `default`: a threshold fitted
     to one or two sentences says more about them than about the class."""
+    from sklearn.metrics import precision_recall_curve
+
     y_true, scores_ = np.asarray(y_true).astype(int), np.asarray(scores_)
     thresholds = {}
     for i, label in enumerate(labels):

@@ -1,20 +1,21 @@
 """Loading a trained model folder and scoring sentences in batches."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tagger.cli import MODES, UserError
-from tagger.first_token import last_layer_first_token_only
-from tagger.fused_gelu import fuse_linear_gelu
-from tagger.gpu import skip_cudnn_attention
 from tagger import labels as label_schema
 from tagger.metrics import sigmoid
-from tagger.padded_attention import pad_attention_to_multiples_of_16
+from tagger.modes import auto_mode, has_gpu
 
+# torch and transformers' models load only for the PyTorch modes (and to export for the ONNX
+# ones): the ONNX Runtime modes start seconds sooner without them (docs/performance.md).
+
+log = logging.getLogger(__name__)
+ONNX_MODES = ("onnx-fp32", "onnx-int8-checked", "onnx-int8")  # ONNX Runtime, on the CPU
 
 class ModelFolderError(UserError):
     pass
@@ -33,34 +34,43 @@ class Tagger:
         # [{"text": ..., "labels": ["withdrawal"], "scores": {"withdrawal": 0.97, ...}}]
 
     Labels come from the per-class thresholds tuned in training (thresholds.json); `scores`
-    alone gives the sigmoid scores as an array. Modes: fp32 (PyTorch, the default: the same
-    scores as `transformers.pipeline`), bf16 (PyTorch, bf16 weights: GPUs and CPUs with bf16
-    instructions), onnx-int8 (ONNX Runtime with int8 weights, CPU; slightly less accurate).
-    `rewrites=False` runs the model as transformers builds it, without the exact speed-ups
-    (first token only in the last layer, attention over a multiple of 16 keys, fused GELU): for
-    debugging and for comparing."""
+    alone gives the sigmoid scores as an array. Modes (tagger.cli.add_tagger_options explains
+    each): auto (the default: the fastest whose labels match fp32's on this machine, logged),
+    fp32 (PyTorch: the same scores as `transformers.pipeline`), bf16, onnx-fp32, onnx-int8-checked,
+    onnx-int8. `rewrites=False` runs the model as transformers builds it, without the exact
+    speed-ups (first token only in the last layer, attention over a multiple of 16 keys, fused
+    GELU): for debugging and for comparing."""
 
-    def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "fp32",
+    def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "auto",
                  rewrites: bool = True):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r}; choose one of {MODES}")
-        if mode == "onnx-int8" and not rewrites:
-            raise UserError("onnx-int8 exports the rewritten model; use fp32 or bf16 without rewrites")
-        self.model_dir = Path(model_dir)
+        if mode == "auto":
+            mode, why = auto_mode()
+            log.info("Mode auto: %s, for %s (--mode to choose another)", mode, why)
+        if mode in ONNX_MODES and not rewrites:
+            raise UserError(f"{mode} exports the rewritten model; use fp32 or bf16 without rewrites")
+        self.model_dir, self.mode = Path(model_dir), mode
         if not self.model_dir.is_dir():
             raise ModelFolderError(f"{model_dir}: no such model folder")
         self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
         self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        on_gpu = torch.cuda.is_available() and mode != "onnx-int8"  # ONNX Runtime runs on the CPU here
+        self.tokenizer = load_tokenizer(self.model_dir)
+        on_gpu = mode not in ONNX_MODES and has_gpu()
         self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
         self.truncated = 0  # sentences cut to max_length tokens so far
-        self.model = load_model(self.model_dir, self.schema.labels)
-        self.forward = make_forward(self.model_dir, self.model, self.tokenizer, mode, rewrites)
+        # onnx-int8-checked also has a CheckedInt8, which rescores in fp32 the sentences in doubt.
+        self.checked = None
+        if mode in ONNX_MODES:
+            self.model = None  # PyTorch's copy is loaded only to export it, once
+            self.forward, self.checked = onnx_forwards(self, mode)
+        else:
+            self.model = load_model(self.model_dir, self.schema.labels)
+            self.forward = make_forward(self.model_dir, self.model, self.tokenizer, mode, rewrites)
 
     @classmethod
-    def from_pretrained(cls, model_dir, mode: str = "fp32", batch_size: int | None = None,
+    def from_pretrained(cls, model_dir, mode: str = "auto", batch_size: int | None = None,
                         rewrites: bool = True) -> "Tagger":
         return cls(model_dir, batch_size=batch_size, mode=mode, rewrites=rewrites)
 
@@ -73,25 +83,29 @@ class Tagger:
         return [{"text": text, "labels": labels, "scores": dict(zip(self.schema.labels, map(float, row)))}
                 for text, row, labels in zip(texts, scores, self.labels(scores))]
 
-    @torch.inference_mode()
     def scores(self, texts: list[str]) -> np.ndarray:
-        """Sigmoid score per sentence and label, rows in input order.
-
-        Sentences are batched by token count (not characters), so a batch's padding is small."""
-        result = np.zeros((len(texts), len(self.schema.labels)), dtype=np.float32)
+        """Sigmoid score per sentence and label, rows in input order."""
         if not texts:
-            return result  # the tokenizer fails on an empty list
+            return np.zeros((0, len(self.schema.labels)), dtype=np.float32)  # the tokenizer fails on an empty list
         token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
                                    return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        lengths = np.array([len(ids) for ids in token_ids])
-        self.truncated += int((lengths >= self.max_length).sum())
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(texts), self.batch_size):
+        self.truncated += sum(len(ids) >= self.max_length for ids in token_ids)
+        logits = self.logits(token_ids, self.forward)
+        if self.checked:
+            logits = self.checked.check(logits, lambda rows: self.logits([token_ids[i] for i in rows],
+                                                                          self.checked.fp32))
+        return sigmoid(logits)
+
+    def logits(self, token_ids: list[list[int]], forward) -> np.ndarray:
+        """Sentences are batched by token count (not characters), so a batch's padding is small."""
+        result = np.zeros((len(token_ids), len(self.schema.labels)), dtype=np.float32)
+        order = np.argsort([len(ids) for ids in token_ids], kind="stable")
+        for start in range(0, len(token_ids), self.batch_size):
             rows = order[start:start + self.batch_size]
-            result[rows] = sigmoid(self.forward(self.padded([token_ids[i] for i in rows])))
+            result[rows] = forward(self.padded([token_ids[i] for i in rows]))
         return result
 
-    def padded(self, token_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+    def padded(self, token_ids: list[list[int]]) -> dict[str, np.ndarray]:
         """A batch padded to its longest sentence (numpy: ten times faster than tokenizer.pad)."""
         lengths = np.array([len(ids) for ids in token_ids])
         input_ids = np.full((len(token_ids), lengths.max()), self.tokenizer.pad_token_id, dtype=np.int64)
@@ -99,8 +113,7 @@ class Tagger:
         if self.tokenizer.padding_side == "left":
             attention_mask = attention_mask[:, ::-1]
         input_ids[attention_mask] = np.concatenate(token_ids)
-        return {"input_ids": torch.from_numpy(input_ids),
-                "attention_mask": torch.from_numpy(attention_mask.astype(np.int64))}
+        return {"input_ids": input_ids, "attention_mask": attention_mask.astype(np.int64)}
 
     def labels(self, scores: np.ndarray) -> list[list[str]]:
         return chosen_labels(scores, self.thresholds, self.schema.single_choice)
@@ -118,13 +131,16 @@ def chosen_labels(scores: np.ndarray, thresholds: dict[str, float], single_choic
 
 
 def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = True):
-    """A function from a tokenized batch to float32 logits (numpy), for the chosen mode; the
-    model is rewritten in place for speed unless `rewrites` is off."""
+    """A function from a tokenized batch to float32 logits (numpy), for fp32 or bf16 (PyTorch);
+    the model is rewritten in place for speed unless `rewrites` is off."""
+    import torch
+
+    from tagger.first_token import last_layer_first_token_only
+    from tagger.fused_gelu import fuse_linear_gelu
+    from tagger.gpu import skip_cudnn_attention
+    from tagger.padded_attention import pad_attention_to_multiples_of_16
     if rewrites:
         last_layer_first_token_only(model)
-    if mode == "onnx-int8":
-        from tagger.onnx_int8 import int8_forward
-        return int8_forward(model_dir, model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         skip_cudnn_attention()  # every batch has a new shape
@@ -134,9 +150,34 @@ def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = 
         fuse_linear_gelu(model)
         pad_attention_to_multiples_of_16(model)  # after the first-token swap, which checks for plain "sdpa"
 
+    @torch.inference_mode()
     def forward(batch):
-        return model(**{key: tensor.to(device) for key, tensor in batch.items()}).logits.float().cpu().numpy()
+        batch = {key: torch.as_tensor(rows).to(device) for key, rows in batch.items()}
+        return model(**batch).logits.float().cpu().numpy()
     return forward
+
+
+def onnx_forwards(tagger: "Tagger", mode: str):
+    """(forward function, CheckedInt8 or None) of an ONNX Runtime mode, its ONNX models exported on first use."""
+    from tagger import onnx_runtime
+    from tagger.checked_int8 import CheckedInt8
+
+    def rewritten_model():
+        from tagger.first_token import last_layer_first_token_only
+        model = load_model(tagger.model_dir, tagger.schema.labels)
+        last_layer_first_token_only(model)
+        return model
+
+    def session(scheme):
+        path = onnx_runtime.exported(tagger.model_dir, scheme, rewritten_model, tagger.tokenizer)
+        return onnx_runtime.session_forward(path)
+    if mode == "onnx-fp32":
+        return session(onnx_runtime.FP32), None
+    checked = None
+    if mode == "onnx-int8-checked":
+        margins = onnx_runtime.cached_path(tagger.model_dir, onnx_runtime.INT8, ".margins.json")
+        checked = CheckedInt8(session(onnx_runtime.FP32), tagger.thresholds, margins, tagger.schema.single_choice)
+    return session(onnx_runtime.INT8), checked
 
 
 def read_thresholds(model_dir: Path, labels) -> dict[str, float]:
@@ -163,7 +204,18 @@ def tagger_from(args, model_dir: Path | None = None) -> Tagger:
     return Tagger(model_dir or args.model, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
 
 
+def load_tokenizer(model_dir: Path):
+    """The fast tokenizer from tokenizer.json without AutoTokenizer, which imports torch (seconds)."""
+    if (model_dir / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+        return PreTrainedTokenizerFast.from_pretrained(model_dir)
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
 def load_model(model_dir: Path, labels):
+    from transformers import AutoModelForSequenceClassification
+
     if not (model_dir / "model.safetensors").is_file():
         raise ModelFolderError(f"{model_dir}: no model.safetensors (only safetensors weights are loaded)")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)

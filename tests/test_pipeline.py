@@ -65,7 +65,7 @@ def test_plain_pipeline_gives_the_predictors_sigmoid_scores(model_dir):
     texts = ["Russian troops withdrew from Kherson.", "A missile hit a depot in Dnipro overnight."]
     tagger = pipeline("text-classification", model=str(model_dir), top_k=None)
     by_pipeline = [{d["label"]: d["score"] for d in row} for row in tagger(texts)]
-    by_predictor = Tagger(model_dir).scores(texts)
+    by_predictor = Tagger(model_dir, mode="fp32").scores(texts)
     assert all(set(row) == set(LABELS) for row in by_pipeline)
     np.testing.assert_allclose([[row[label] for label in LABELS] for row in by_pipeline], by_predictor, atol=1e-5)
 
@@ -84,11 +84,11 @@ def test_eval_command_prints_the_table_and_writes_metrics(model_dir, tmp_path):
 
 
 def test_eval_command_scores_in_the_mode_asked_for(model_dir, tmp_path):
-    from tagger.onnx_int8 import cached_path
+    from tagger.onnx_runtime import INT8, cached_path
     cli("eval", "--model", str(model_dir), "--data", str(SEED_EXPORT), "--split", "test", "--mode", "onnx-int8",
         "--output-dir", str(tmp_path))
     assert json.loads((tmp_path / "metrics.json").read_text())["mode"] == "onnx-int8"
-    assert cached_path(model_dir).is_file()  # the int8 model was built and used
+    assert cached_path(model_dir, INT8).is_file()  # the int8 model was built and used
 
 
 def test_predict_command_on_lines_jsonl_and_articles(model_dir, tmp_path):

@@ -29,7 +29,7 @@ def with_teacher(splits: DatasetDict, teacher_dir: str, unlabelled_files: list[s
                  seed: int, labels: tuple[str, ...]) -> DatasetDict:
     """The splits with the training split's targets softened by the teacher and the chosen
     unlabelled sentences added."""
-    teacher = Tagger(Path(teacher_dir))
+    teacher = Tagger(Path(teacher_dir), mode="fp32")  # its exact scores become targets
     if teacher.schema.labels != labels:
         raise UserError(f"{teacher_dir}: the teacher tags {list(teacher.schema.labels)}, this run trains "
                         f"{list(labels)}: distil from a model with the same labels in the same order")

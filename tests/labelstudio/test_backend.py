@@ -49,7 +49,7 @@ def test_health_setup_and_predict_answer_as_label_studio_expects(backend, smoke_
                                                  for i, t in enumerate(SENTENCES)],
                                        "project": "1.1700000000", "label_config": LABEL_CONFIG, "params": {}})
     results = answer.json()["results"]
-    tagger = Tagger(smoke_model)
+    tagger = Tagger(smoke_model, mode="fp32")
     scores = tagger.scores(SENTENCES)
     assert [choices(r) for r in results] == tagger.labels(scores)  # batched in one request, same as the Tagger
     assert [r["score"] for r in results] == pytest.approx(certainty(scores, tagger.thresholds), abs=1e-4)
@@ -156,7 +156,7 @@ def test_label_studio_stores_our_predictions_and_sorts_the_least_certain_first(c
     stored = retrieve_predictions(client, project_id)
     tasks = {task.id: task.data["text"] for task in client.tasks.list(project=project_id)}
     assert len(stored) == 165 and all(len(predictions) == 1 for predictions in stored.values())
-    tagger = Tagger(smoke_model)
+    tagger = Tagger(smoke_model, mode="fp32")
     ids = sorted(tasks)
     scores = tagger.scores([tasks[i] for i in ids])
     expected = dict(zip(ids, certainty(scores, tagger.thresholds)))

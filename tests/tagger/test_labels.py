@@ -77,4 +77,4 @@ def test_a_folder_of_the_earlier_layout_tags_as_before(smoke_model, tmp_path):
     (old / "label_schema.json").unlink()
     (old / "label_config.xml").unlink()
     texts = ["A missile hit a fuel depot in Dnipro.", "Buses took residents out of Irpin."]
-    assert Tagger(old).tag(texts) == Tagger(smoke_model).tag(texts)
+    assert Tagger(old, mode="fp32").tag(texts) == Tagger(smoke_model, mode="fp32").tag(texts)

@@ -9,9 +9,9 @@ TEXTS = ["Russian troops withdrew from Kherson.", "A missile hit a depot.", "Bus
          "Investigators found mass graves near the town after the occupiers left in a hurry last spring."]
 
 
-@pytest.mark.parametrize("mode, tolerance", [("bf16", 0.02), ("onnx-int8", 0.05)])
+@pytest.mark.parametrize("mode, tolerance", [("bf16", 0.02), ("onnx-fp32", 1e-5), ("onnx-int8", 0.05)])
 def test_fast_modes_score_like_fp32(smoke_model, mode, tolerance):
-    reference = Tagger(smoke_model).scores(TEXTS)
+    reference = Tagger(smoke_model, mode="fp32").scores(TEXTS)
     fast = Tagger(smoke_model, mode=mode).scores(TEXTS)
     assert fast.shape == reference.shape and np.abs(fast - reference).max() < tolerance
 
@@ -19,7 +19,7 @@ def test_fast_modes_score_like_fp32(smoke_model, mode, tolerance):
 def test_the_rewrites_can_be_switched_off_and_change_no_score(smoke_model):
     from tagger.first_token import FirstTokenLayer
     texts = ["Russian troops withdrew from Kherson.", "A missile hit a depot.", "Talks resumed in Istanbul today."]
-    rewritten, plain = Tagger(smoke_model), Tagger(smoke_model, rewrites=False)
+    rewritten, plain = Tagger(smoke_model, mode="fp32"), Tagger(smoke_model, mode="fp32", rewrites=False)
     assert isinstance(rewritten.model.distilbert.transformer.layer[-1], FirstTokenLayer)
     assert not any(isinstance(m, FirstTokenLayer) for m in plain.model.modules())
     assert plain.model.config._attn_implementation == "sdpa" != rewritten.model.config._attn_implementation
@@ -29,9 +29,9 @@ def test_the_rewrites_can_be_switched_off_and_change_no_score(smoke_model):
 def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
     import onnx
 
-    from tagger.onnx_int8 import cached_path
+    from tagger.onnx_runtime import INT8, cached_path
     Tagger(smoke_model, mode="onnx-int8")  # exports on first use
-    graph = onnx.load(cached_path(smoke_model)).graph
+    graph = onnx.load(cached_path(smoke_model, INT8)).graph
     scales = {tensor.name: list(tensor.dims) for tensor in graph.initializer if tensor.name.endswith("_scale")}
     weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
     shapes = [scales[weight.removesuffix("_quantized") + "_scale"] for weight in weights]
@@ -39,15 +39,15 @@ def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
 
 
 def test_scores_do_not_depend_on_batching(smoke_model):
-    one_by_one = Tagger(smoke_model, batch_size=1).scores(TEXTS)
-    np.testing.assert_allclose(Tagger(smoke_model, batch_size=3).scores(TEXTS), one_by_one, atol=1e-5)
+    one_by_one = Tagger(smoke_model, batch_size=1, mode="fp32").scores(TEXTS)
+    np.testing.assert_allclose(Tagger(smoke_model, batch_size=3, mode="fp32").scores(TEXTS), one_by_one, atol=1e-5)
 
 
 def test_batches_group_sentences_of_similar_token_counts(smoke_model):
     # Character counts rank these differently from token counts: place names split into many pieces.
     texts = ["Zaporizhzhia, Sievierodonetsk, Dnipropetrovsk.", "It was a very long and a slow day.",
              "Kyiv.", "Understandably, international negotiations."]
-    predictor = Tagger(smoke_model, batch_size=2)
+    predictor = Tagger(smoke_model, batch_size=2, mode="fp32")
     lengths = sorted(len(ids) for ids in predictor.tokenizer(texts)["input_ids"])
     padded, forward = [], predictor.forward
     predictor.forward = lambda batch: padded.append(batch["attention_mask"].shape[1]) or forward(batch)
@@ -149,7 +149,7 @@ def test_other_architectures_are_scored_as_they_are():
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
-    predictor = Tagger(smoke_model)
+    predictor = Tagger(smoke_model, mode="fp32")
     predictor.tokenizer.padding_side = side
     token_ids = predictor.tokenizer(TEXTS, return_attention_mask=False)["input_ids"]
     expected = predictor.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")

@@ -21,7 +21,7 @@ def test_annotated_training_targets_mix_annotation_and_teacher(smoke_model):
     splits, _ = splits_as_trained(smoke_model)
     distilled = with_teacher(splits, str(smoke_model), [], teacher_weight=0.25, seed=0, labels=LABELS)
     gold = np.asarray(splits["train"]["labels"], dtype=np.float32)
-    teacher = Tagger(smoke_model).scores(list(splits["train"]["text"]))
+    teacher = Tagger(smoke_model, mode="fp32").scores(list(splits["train"]["text"]))
     assert np.allclose(distilled["train"]["labels"], 0.75 * gold + 0.25 * teacher, atol=1e-6)
     assert list(distilled["train"]["text"]) == list(splits["train"]["text"])
     for name in ("validation", "test"):
@@ -35,7 +35,7 @@ def test_unlabelled_sentences_join_training_unless_annotated_or_from_held_out_ar
     path = unlabelled(tmp_path / "tasks.json", [(text, f"new-{i % 7}", "") for i, text in enumerate(new)]
                       + [("From a test article, never to be trained on.", test_article, ""),
                          (train_text, "other", ""), (new[0], "new-0", "")])
-    teacher = Tagger(smoke_model)
+    teacher = Tagger(smoke_model, mode="fp32")
     scores = teacher.scores(new)
     cut = np.array([teacher.thresholds[label] for label in LABELS])
     tagged = {text for text, row in zip(new, scores) if (row >= cut).any()}
