@@ -37,7 +37,7 @@ from tagger.predictor import Tagger, read_thresholds
 from train.prepare import prepare
 
 REPO = Path(__file__).resolve().parent.parent
-SYSTEMS = ("pipeline", *MODES)
+SYSTEMS = ("pipeline", *(mode for mode in MODES if mode != "auto"))
 ANSWER = "bench-worker: "  # marks the worker's answers among whatever else libraries print
 
 
@@ -118,7 +118,7 @@ def side_by_side(args) -> dict:
     alike. The first pass of each is reported apart: it includes one-off work (oneDNN builds a kernel
     for each new batch shape) that a long run over an archive pays once; the figure is the median of
     the `--passes` passes after it."""
-    workers = {system: Worker(system, args) for system in SYSTEMS}
+    workers = {system: Worker(system, args) for system in args.systems}
     for worker in workers.values():
         worker.ask()  # ready: loading is over before any timing starts
     for _ in range(1 + args.passes):
@@ -142,6 +142,42 @@ def serve(system: str, model_dir: Path, texts: list[str], gold):
     if gold is not None:
         answer["macro_f1"] = report(gold, apply_thresholds(scores, thresholds), list(thresholds))["macro"]["f1"]
     print(ANSWER + json.dumps(answer), flush=True)
+
+
+def end_to_end(args) -> dict:
+    """Whole commands on one file of --end_to_end sentences, taken in turns: `python -m eval.predict`
+    in its default mode (imports, model load and the ONNX cache included, as a user meets them)
+    and transformers' pipeline as a command (eval.naive_pipeline). The first run of eval.predict
+    comes first and is reported apart: it builds the caches a later run finds."""
+    texts, _ = bench_sentences(args.data, args.end_to_end, label_schema.of_model(args.model))
+    model = str(args.model.resolve())
+    with tempfile.TemporaryDirectory() as work:
+        sentences = Path(work) / "sentences.txt"
+        sentences.write_text("".join(" ".join(text.split()) + "\n" for text in texts), encoding="utf-8")
+        outputs = {name: Path(work) / f"{name}.jsonl" for name in ("pipeline", "predict")}
+        commands = {"pipeline": ["-m", "eval.naive_pipeline", model, str(sentences), str(outputs["pipeline"])],
+                    "predict": ["-m", "eval.predict", "--model", model, "--input", str(sentences),
+                                "--output", str(outputs["predict"])]}
+        first, log = timed_command(commands["predict"])
+        seconds = {name: [] for name in commands}
+        for _ in range(args.end_to_end_runs):
+            for name, command in commands.items():
+                seconds[name].append(timed_command(command)[0])
+        labels = {name: [json.loads(line)["labels"] for line in path.open()] for name, path in outputs.items()}
+    median = {name: float(np.median(times)) for name, times in seconds.items()}
+    mode = next((line.split("Mode auto: ")[1].split(",")[0] for line in log.splitlines() if "Mode auto: " in line), "")
+    return {"sentences": len(texts), "mode": mode, "seconds": seconds, "median_seconds": median,
+            "first_run_seconds": first, "speedup": median["pipeline"] / median["predict"],
+            "labels_as_pipeline": float(np.mean([a == b for a, b in zip(*labels.values())]))}
+
+
+def timed_command(arguments: list[str]) -> tuple[float, str]:
+    """(wall seconds, stderr) of `python ARGUMENTS` run from the repository."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *arguments], cwd=REPO, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(arguments)} failed: {result.stderr[-2000:]}")
+    return time.perf_counter() - start, result.stderr
 
 
 def matmul_flops(dtype=torch.float32, size: int = 2048, repeats: int = 10) -> float:
@@ -245,18 +281,24 @@ def training_throughput(model_dir: Path, texts: list[str], precision: str, batch
 
 def table(results: dict) -> str:
     base = results["systems"]["pipeline"].get("sentences_per_second")
-    lines = [f"{'system':12}{'sent/s':>10}{'x pipeline':>12}{'1st pass':>10}{'peak MB':>10}{'macro-F1':>10}"
+    lines = [f"{'system':18}{'sent/s':>10}{'x pipeline':>12}{'1st pass':>10}{'peak MB':>10}{'macro-F1':>10}"
              f"{'of bound':>10}"]
     for name, r in results["systems"].items():
         if "error" in r:
-            lines.append(f"{name:12}  failed: {r['error']}")
+            lines.append(f"{name:18}  failed: {r['error']}")
             continue
         f1 = f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-"
-        bound = results["matmul_flops"].get("bf16" if name == "bf16" else "fp32" if name != "onnx-int8" else "")
+        bound = results["matmul_flops"].get("bf16" if name == "bf16" else "" if "int8" in name else "fp32")
         work = results["flops_per_sentence"]["model" if name == "pipeline" else "predictor"]
         fraction = f"{r['sentences_per_second'] * work / bound:.1%}" if bound else "n/a"
-        lines.append(f"{name:12}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
+        lines.append(f"{name:18}{r['sentences_per_second']:10.1f}{r['sentences_per_second'] / base:12.2f}"
                      f"{r['first_pass_sentences_per_second']:10.1f}{r['peak_memory_mb']:10.0f}{f1:>10}{fraction:>10}")
+    if "end_to_end" in results:
+        run = results["end_to_end"]
+        lines += ["", f"end to end, {run['sentences']} sentences: python -m eval.predict (mode auto: {run['mode'] or 'fp32'}) "
+                  f"{run['median_seconds']['predict']:.1f} s (first run {run['first_run_seconds']:.1f} s), pipeline "
+                  f"{run['median_seconds']['pipeline']:.1f} s: {run['speedup']:.2f}x; labels as the pipeline's on "
+                  f"{run['labels_as_pipeline']:.2%} of sentences"]
     flops, work = results["matmul_flops"], results["flops_per_sentence"]
     bf16_bound = f"{flops['bf16'] / 1e9:.0f} GFLOP/s" if flops["bf16"] else "n/a (no bf16 units)"
     lines += ["", f"matmul bound: fp32 {flops['fp32'] / 1e9:.0f} GFLOP/s, bf16 {bf16_bound}; "
@@ -279,10 +321,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--passes", type=int, default=3, help="Timed passes after the first; the median is reported.")
     parser.add_argument("--train_batch_sizes", type=int, nargs="+", default=[16],
                         help="Batch sizes of the training runs (default: the configs' 16).")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS,
+                        help="Systems to compare (default: all; bf16 only where there are bf16 units, as it is "
+                             "emulated, hundreds of times slower, elsewhere).")
+    parser.add_argument("--end_to_end", type=int, default=0, metavar="N",
+                        help="Also time whole commands on N sentences: eval.predict against the pipeline.")
+    parser.add_argument("--end_to_end_runs", type=int, default=2, help="Runs of each command, in turns.")
     add_output_dir_option(parser, "MODEL-outputs/bench")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     texts, gold = bench_sentences(args.data, args.sentences, label_schema.of_model(args.model))
+    args.systems = args.systems or [s for s in SYSTEMS if s != "bf16" or "bf16" in training_precisions()]
     if args.worker:
         serve(args.worker, args.model, texts, gold)
         return
@@ -297,6 +346,7 @@ def main(argv: list[str]) -> None:
         "training": [{"mixed_precision": precision, "batch_size": size,
                       "samples_per_second": training_throughput(args.model, texts, precision, size)}
                      for precision in training_precisions() for size in args.train_batch_sizes],
+        **({"end_to_end": end_to_end(args)} if args.end_to_end else {}),
     }
     print(table(results))
     write_json((args.output_dir or default_output_dir(args.model, "bench")) / "bench.json", results)
