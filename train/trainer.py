@@ -112,7 +112,17 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: boo
     )
 
 
+def freeze_embeddings(model) -> None:
+    """Token, position (and segment) embeddings and their LayerNorm, for BERT, DistilBERT and MPNet alike."""
+    embeddings = getattr(model.base_model, "embeddings", None)
+    if embeddings is None:
+        raise ConfigError(f"freeze_embeddings: {type(model).__name__} has no embedding layer to freeze")
+    embeddings.requires_grad_(False)
+
+
 def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
+    if config.freeze_embeddings:
+        freeze_embeddings(model)
     pos_weight = positive_weights(splits["train"]["labels"]) if config.class_weights else None
     validating = len(splits["validation"]) > 0
     return Trainer(
