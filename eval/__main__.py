@@ -51,11 +51,12 @@ def main(argv: list[str]) -> None:
     add_output_dir_option(parser, "MODEL-outputs/eval")
     args = parser.parse_args(argv)
     data = args.data or trained_options(args.model)["data_files"]
-    sentences, result = evaluate(tagger_from(args), data, args.split)
+    tagger = tagger_from(args)
+    sentences, result = evaluate(tagger, data, args.split)
     print(format_table(result))
     output_dir = args.output_dir or default_output_dir(args.model, "eval")
     write_json(output_dir / "metrics.json", evaluation(args.model, data, {args.split: (sentences, {"model": result})},
-                                                       mode=args.mode, rewrites=not args.no_rewrites))
+                                                       mode=tagger.mode, rewrites=not args.no_rewrites))
     print(f"\nwrote {output_dir / 'metrics.json'}")
 
 
