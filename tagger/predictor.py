@@ -53,6 +53,7 @@ class Tagger:
         self.model_dir, self.mode = Path(model_dir), mode
         if not self.model_dir.is_dir():
             raise ModelFolderError(f"{model_dir}: no such model folder")
+        check_weights(self.model_dir)  # before any mode reads them (the ONNX ones hash them first)
         self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
         self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
         self.tokenizer = load_tokenizer(self.model_dir)
@@ -213,11 +214,15 @@ def load_tokenizer(model_dir: Path):
     return AutoTokenizer.from_pretrained(model_dir)
 
 
+def check_weights(model_dir: Path) -> None:
+    if not (model_dir / "model.safetensors").is_file():
+        raise ModelFolderError(f"{model_dir}: no model.safetensors (only safetensors weights are loaded)")
+
+
 def load_model(model_dir: Path, labels):
     from transformers import AutoModelForSequenceClassification
 
-    if not (model_dir / "model.safetensors").is_file():
-        raise ModelFolderError(f"{model_dir}: no model.safetensors (only safetensors weights are loaded)")
+    check_weights(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if names != list(labels):
