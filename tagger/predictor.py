@@ -53,9 +53,9 @@ class Tagger:
         self.model_dir, self.mode = Path(model_dir), mode
         if not self.model_dir.is_dir():
             raise ModelFolderError(f"{model_dir}: no such model folder")
-        check_weights(self.model_dir)  # before any mode reads them (the ONNX ones hash them first)
         self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
         self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
+        check_weights(self.model_dir)  # before any mode reads them (the ONNX ones hash them first)
         self.tokenizer = load_tokenizer(self.model_dir)
         on_gpu = mode not in ONNX_MODES and has_gpu()
         self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
