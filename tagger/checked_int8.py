@@ -24,7 +24,7 @@ QUANTILE, SAFETY = 99, 2.0  # margin = SAFETY x the 99th percentile of int8's mo
 class CheckedInt8:
     """Checks int8 logits, scoring again in fp32 the sentences whose labels are in doubt. Those
     are gathered over a whole call and scored in batches of their own: rescoring a few rows of
-    each batch as it comes was 20% slower than int8 alone, gathered 5% (docs/performance.md)."""
+    each batch as it came was slower (163 against 181 sentences/s, docs/performance.md)."""
 
     def __init__(self, fp32, thresholds: dict[str, float], margins_path, single_choice: bool = False):
         self.fp32, self.margins_path, self.single_choice = fp32, margins_path, single_choice

@@ -17,6 +17,7 @@ from tagger.modes import auto_mode, has_gpu
 log = logging.getLogger(__name__)
 ONNX_MODES = ("onnx-fp32", "onnx-int8-checked", "onnx-int8")  # ONNX Runtime, on the CPU
 
+
 class ModelFolderError(UserError):
     pass
 
