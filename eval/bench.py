@@ -33,6 +33,7 @@ from tagger.cli import (MODES, ArgumentParser, add_model_option, add_output_dir_
                         run_command)
 from tagger import labels as label_schema
 from tagger.metrics import apply_thresholds, report
+from tagger.modes import has_bf16_units
 from tagger.predictor import Tagger, read_thresholds
 from train.prepare import prepare
 
@@ -227,7 +228,7 @@ def training_precisions() -> tuple[str, ...]:
     if torch.cuda.is_available():
         has_bf16 = torch.cuda.is_bf16_supported()
     else:
-        has_bf16 = torch.cpu._is_avx512_bf16_supported()  # private, but the one CPU probe PyTorch has
+        has_bf16 = has_bf16_units()
     return ("no", "bf16") if has_bf16 else ("no",)
 
 

@@ -8,14 +8,15 @@ the model's thresholds.
 
 import json
 import sys
+from pathlib import Path
 
 from transformers import pipeline
 
 
 def main(model: str, input_path: str, output_path: str) -> None:
-    thresholds = json.load(open(f"{model}/thresholds.json"))
+    thresholds = json.loads((Path(model) / "thresholds.json").read_text())
     tagger = pipeline("text-classification", model=model, top_k=None)
-    texts = [line.strip() for line in open(input_path, encoding="utf-8") if line.strip()]
+    texts = [line.strip() for line in Path(input_path).read_text(encoding="utf-8").splitlines() if line.strip()]
     with open(output_path, "w", encoding="utf-8") as out:
         for text, row in zip(texts, tagger(texts)):
             scores = {entry["label"]: entry["score"] for entry in row}

@@ -58,7 +58,7 @@ def add_tagger_options(parser: argparse.ArgumentParser, default_mode: str = "aut
                              "which). fp32: PyTorch, the scores of transformers' pipeline. bf16: PyTorch in bf16 "
                              "(GPUs, CPUs with AVX512-BF16/AMX). onnx-fp32: ONNX Runtime, fp32's scores to float "
                              "rounding. onnx-int8-checked: int8 scores, a sentence scored again in fp32 when "
-                             "a label is in doubt (labels as fp32's). onnx-int8: int8 alone (fastest; about 0.5%% "
+                             "a label is in doubt (labels as fp32's). onnx-int8: int8 alone (fastest; about 0.3%% "
                              f"of labels differ). Default: {default_mode}.")
     parser.add_argument("--batch_size", type=int,
                         help="Sentences per batch (default: 256 for fp32 and bf16 on a GPU, 64 otherwise).")
