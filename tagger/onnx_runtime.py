@@ -18,6 +18,7 @@ import numpy as np
 from tagger.cli import default_output_dir
 
 FP32, INT8 = "fp32-fused", "int8-per-channel-fused"  # cache names: a new scheme gets a new name
+EXPORT_SAMPLE = ["A short sentence.", "A somewhat longer sentence for the export."]  # traced padded
 
 
 def weights_digest(model_dir: Path) -> str:
@@ -42,14 +43,14 @@ def cached_path(model_dir: Path, scheme: str, suffix: str = ".onnx") -> Path:
     return default_output_dir(model_dir, "onnx") / f"model.{scheme}.{weights_digest(model_dir)}{suffix}"
 
 
-def exported(model_dir: Path, scheme: str, load_model, tokenizer) -> Path:
+def exported(model_dir: Path, scheme: str, load_model, sample: dict) -> Path:
     """The cached ONNX model of that scheme, built on first use (load_model() gives the PyTorch
-    model, rewritten for inference; it is called only then)."""
+    model, rewritten for inference; it is called only then, and traced on the sample batch)."""
     path = cached_path(model_dir, scheme)
     if not path.is_file():
         fp32 = cached_path(model_dir, FP32)
         if not fp32.is_file():
-            export_fused_fp32(load_model(), tokenizer, fp32)
+            export_fused_fp32(load_model(), sample, fp32)
         if scheme == INT8:
             quantize_int8(fp32, path)
     return path
@@ -69,7 +70,7 @@ def session_forward(path: Path):
     return forward
 
 
-def export_fused_fp32(model, tokenizer, path: Path) -> None:
+def export_fused_fp32(model, sample: dict, path: Path) -> None:
     """Exported with eager attention: ONNX Runtime's attention fusion knows the graph that eager
     attention exports to (SDPA's is left unfused: 1.15x slower on MiniLM-L6, docs/performance.md)."""
     import torch
@@ -77,8 +78,7 @@ def export_fused_fp32(model, tokenizer, path: Path) -> None:
 
     model = model.float().eval()
     model.set_attn_implementation("eager")
-    sample = tokenizer(["A short sentence.", "A somewhat longer sentence for the export."],
-                       padding=True, return_tensors="pt")
+    sample = {name: torch.as_tensor(sample[name]) for name in ("input_ids", "attention_mask")}
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         plain = Path(work) / "model.onnx"

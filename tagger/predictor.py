@@ -10,9 +10,10 @@ from tagger.cli import MODES, UserError
 from tagger import labels as label_schema
 from tagger.metrics import sigmoid
 from tagger.modes import auto_mode, has_gpu
+from tagger.tokenizer import load_tokenizer
 
-# torch and transformers' models load only for the PyTorch modes (and to export for the ONNX
-# ones): the ONNX Runtime modes start seconds sooner without them (docs/performance.md).
+# torch and transformers load only for the PyTorch modes (and to export for the ONNX ones): the
+# ONNX Runtime modes start seconds sooner without them (docs/performance.md).
 
 log = logging.getLogger(__name__)
 ONNX_MODES = ("onnx-fp32", "onnx-int8-checked", "onnx-int8")  # ONNX Runtime, on the CPU
@@ -89,8 +90,7 @@ class Tagger:
         """Sigmoid score per sentence and label, rows in input order."""
         if not texts:
             return np.zeros((0, len(self.schema.labels)), dtype=np.float32)  # the tokenizer fails on an empty list
-        token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        token_ids = self.tokenizer(texts, self.max_length)
         self.truncated += sum(len(ids) >= self.max_length for ids in token_ids)
         logits = self.logits(token_ids, self.forward)
         if self.checked:
@@ -171,7 +171,8 @@ def onnx_forwards(tagger: "Tagger", mode: str):
         return model
 
     def session(scheme):
-        path = onnx_runtime.exported(tagger.model_dir, scheme, rewritten_model, tagger.tokenizer)
+        sample = tagger.padded(tagger.tokenizer(onnx_runtime.EXPORT_SAMPLE, tagger.max_length))
+        path = onnx_runtime.exported(tagger.model_dir, scheme, rewritten_model, sample)
         return onnx_runtime.session_forward(path)
     if mode == "onnx-fp32":
         return session(onnx_runtime.FP32), None
@@ -204,15 +205,6 @@ def tagger_from(args, model_dir: Path | None = None) -> Tagger:
     """The Tagger that tagger.cli's add_model_option and add_tagger_options arguments ask for (of
     another model folder with the same options, given model_dir)."""
     return Tagger(model_dir or args.model, batch_size=args.batch_size, mode=args.mode, rewrites=not args.no_rewrites)
-
-
-def load_tokenizer(model_dir: Path):
-    """The fast tokenizer from tokenizer.json without AutoTokenizer, which imports torch (seconds)."""
-    if (model_dir / "tokenizer.json").is_file():
-        from transformers import PreTrainedTokenizerFast
-        return PreTrainedTokenizerFast.from_pretrained(model_dir)
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def check_weights(model_dir: Path) -> None:

@@ -48,7 +48,7 @@ def test_batches_group_sentences_of_similar_token_counts(smoke_model):
     texts = ["Zaporizhzhia, Sievierodonetsk, Dnipropetrovsk.", "It was a very long and a slow day.",
              "Kyiv.", "Understandably, international negotiations."]
     predictor = Tagger(smoke_model, batch_size=2, mode="fp32")
-    lengths = sorted(len(ids) for ids in predictor.tokenizer(texts)["input_ids"])
+    lengths = sorted(len(ids) for ids in predictor.tokenizer(texts, predictor.max_length))
     padded, forward = [], predictor.forward
     predictor.forward = lambda batch: padded.append(batch["attention_mask"].shape[1]) or forward(batch)
     predictor.scores(texts)
@@ -149,10 +149,11 @@ def test_other_architectures_are_scored_as_they_are():
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_batches_are_padded_as_the_tokenizer_pads_them(smoke_model, side):
-    predictor = Tagger(smoke_model, mode="fp32")
-    predictor.tokenizer.padding_side = side
-    token_ids = predictor.tokenizer(TEXTS, return_attention_mask=False)["input_ids"]
-    expected = predictor.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")
+    from transformers import AutoTokenizer
+    predictor, tokenizer = Tagger(smoke_model, mode="fp32"), AutoTokenizer.from_pretrained(smoke_model)
+    predictor.tokenizer.padding_side = tokenizer.padding_side = side
+    token_ids = tokenizer(TEXTS, return_attention_mask=False)["input_ids"]
+    expected = tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")
     batch = predictor.padded(token_ids)
     for key in ("input_ids", "attention_mask"):
         assert batch[key].tolist() == expected[key].tolist()
