@@ -7,8 +7,10 @@ the model only, and named for the weights they were made from, so that a model t
 into the same folder is exported again.
 """
 
+import contextlib
 import functools
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -97,7 +99,7 @@ def quantize_int8(fp32: Path, path: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(dir=path.parent) as work:
+    with tempfile.TemporaryDirectory(dir=path.parent) as work, quiet_root_logger():
         quantized = Path(work) / path.name
         # One scale per output channel, not per matrix: as fast, and int8 labels differ from fp32's
         # on 62 instead of 336 of the corpus's 3,215 sentences with MPNet-base (20 instead of 28, MiniLM-L6).
@@ -105,3 +107,15 @@ def quantize_int8(fp32: Path, path: Path) -> None:
         quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": TensorProto.FLOAT})
         os.replace(quantized, path)
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """The quantizer logs two lines per tensor at INFO on the root logger, which the commands show."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,5 +1,8 @@
 """The Tagger: its faster modes agree with fp32, and its exact rewrites change no score."""
 
+import logging
+import shutil
+
 import numpy as np
 import pytest
 
@@ -36,6 +39,15 @@ def test_int8_weights_have_a_scale_per_output_channel(smoke_model):
     weights = [node.input[1] for node in graph.node if node.op_type == "MatMulInteger"]
     shapes = [scales[weight.removesuffix("_quantized") + "_scale"] for weight in weights]
     assert shapes and all(len(shape) == 1 and shape[0] > 1 for shape in shapes)  # not one scalar per matrix
+
+
+def test_the_int8_export_keeps_the_quantizer_out_of_the_log(smoke_model, tmp_path, caplog):
+    model = tmp_path / "model"
+    shutil.copytree(smoke_model, model)  # exported afresh: its cache is beside the copy
+    with caplog.at_level(logging.INFO):
+        Tagger(model, mode="onnx-int8")
+        assert logging.getLogger().level == logging.INFO  # as it was
+    assert not [record for record in caplog.records if record.name == "root" and record.levelno < logging.WARNING]
 
 
 def test_scores_do_not_depend_on_batching(smoke_model):
