@@ -92,7 +92,7 @@ class Tagger:
     def scores(self, texts: list[str]) -> np.ndarray:
         """Sigmoid score per sentence and label, rows in input order."""
         if not texts:
-            return np.zeros((0, len(self.schema.labels)), dtype=np.float32)  # the tokenizer fails on an empty list
+            return np.zeros((0, len(self.schema.labels)), dtype=np.float32)  # no batch to pad
         token_ids = self.tokenizer(texts, self.max_length)
         self.truncated += sum(len(ids) >= self.max_length for ids in token_ids)
         logits = self.logits(token_ids, self.forward)

@@ -1,8 +1,8 @@
 """A model folder's fast tokenizer (its tokenizer.json), run by the tokenizers library itself.
 
 It gives the token ids that transformers' tokenizer gives (a test checks the bundled corpus), but
-without importing transformers: that import was 1-2 s of each `python -m eval.predict` run, about
-5% of tagging 6,000 sentences with ONNX Runtime on a 2-core CPU (docs/performance.md).
+without importing transformers: a process that loaded the tokenizer through transformers took
+1.9-2.9 s on a 2-core CPU, against 0.1-0.2 s this way (docs/performance.md).
 """
 
 import json
