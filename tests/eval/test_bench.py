@@ -20,7 +20,8 @@ def test_benchmark_compares_every_mode_with_the_pipeline(smoke_model, tmp_path):
     bench = json.loads((tmp_path / "bench.json").read_text())
     modes = {"pipeline", "fp32", "onnx-fp32", "onnx-int8-checked", "onnx-int8"}
     assert set(bench["systems"]) - {"bf16"} == modes  # bf16 where the CPU has bf16 units
-    for system in bench["systems"].values():
+    for name, system in bench["systems"].items():
+        assert "error" not in system, f"{name}: {system['error']}"
         assert system["sentences_per_second"] > 0 and system["first_pass_sentences_per_second"] > 0
         assert system["sentences_per_second"] == sorted(system["passes_sentences_per_second"])[1]  # median of 3
         assert 0 <= system["macro_f1"] <= 1

@@ -50,6 +50,20 @@ def test_the_int8_export_keeps_the_quantizer_out_of_the_log(smoke_model, tmp_pat
     assert not [record for record in caplog.records if record.name == "root" and record.levelno < logging.WARNING]
 
 
+def test_the_int8_export_leaves_what_another_export_writes_in_the_cache_alone(smoke_model, tmp_path):
+    from tagger.onnx_runtime import FP32, INT8, cached_path
+    model = tmp_path / "model"
+    shutil.copytree(smoke_model, model)
+    Tagger(model, mode="onnx-fp32")  # the fp32 export, which int8 is quantized from
+    fp32 = cached_path(model, FP32)
+    # ONNX Runtime's quantizer writes (and deletes) this file beside the model it is given
+    theirs = fp32.with_name(fp32.stem + "-inferred.onnx")
+    theirs.write_text("another process's shape-inferred model")
+    Tagger(model, mode="onnx-int8")
+    assert theirs.read_text() == "another process's shape-inferred model"
+    assert cached_path(model, INT8).is_file()
+
+
 def test_scores_do_not_depend_on_batching(smoke_model):
     one_by_one = Tagger(smoke_model, batch_size=1, mode="fp32").scores(TEXTS)
     np.testing.assert_allclose(Tagger(smoke_model, batch_size=3, mode="fp32").scores(TEXTS), one_by_one, atol=1e-5)
