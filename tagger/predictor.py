@@ -73,7 +73,7 @@ class Tagger:
             self.forward, self.checked = onnx_forwards(self, mode)
         else:
             self.model = load_model(self.model_dir, self.schema.labels)
-            self.forward = make_forward(self.model_dir, self.model, self.tokenizer, mode, rewrites)
+            self.forward = make_forward(self.model, mode, rewrites)
 
     @classmethod
     def from_pretrained(cls, model_dir, mode: str = "auto", batch_size: int | None = None,
@@ -136,7 +136,7 @@ def chosen_labels(scores: np.ndarray, thresholds: dict[str, float], single_choic
     return [[names[i] for i in np.flatnonzero(row)] for row in over]
 
 
-def make_forward(model_dir: Path, model, tokenizer, mode: str, rewrites: bool = True):
+def make_forward(model, mode: str, rewrites: bool = True):
     """A function from a tokenized batch to float32 logits (numpy), for fp32 or bf16 (PyTorch);
     the model is rewritten in place for speed unless `rewrites` is off."""
     import torch

@@ -168,7 +168,7 @@ def test_other_architectures_are_scored_as_they_are():
     with torch.inference_mode():
         plain = model(**batch).logits.numpy()
         layers = list(model.modules())
-        scores = make_forward(None, model, None, "fp32")(batch)
+        scores = make_forward(model, "fp32")(batch)
     assert list(model.modules()) == layers
     np.testing.assert_allclose(scores, plain, atol=1e-6)
 
