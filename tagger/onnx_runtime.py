@@ -123,11 +123,19 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def quiet_root_logger():
-    """The quantizer logs two lines per tensor at INFO on the root logger, which the commands show."""
+    """The quantizer logs two lines per tensor at INFO on the root logger, which the commands show,
+    and a WARNING advising its pre-processing, which is shape inference and graph fusion: the
+    fused export has had the fusions already, and the quantizer infers the shapes itself."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.WARNING))
+    root.addFilter(not_preprocessing_advice)
     try:
         yield
     finally:
+        root.removeFilter(not_preprocessing_advice)
         root.setLevel(level)
+
+
+def not_preprocessing_advice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Please consider to run pre-processing before quantization")
