@@ -37,6 +37,7 @@ from tagger.cli import UserError, run_command, spellings
 from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
 from train.config import TrainConfig, config_parser, parse_config, to_yaml
+from train import recipes
 from train.data import load_data
 from train.run import train_on
 from train.splits import cross_validation_splits, fingerprint, make_splits
@@ -187,6 +188,8 @@ def cross_validate(config, folds: int = 5, outlet_folds=None) -> str:
     """Train and score every fold (reusing finished ones with --resume), write the output files
     into config.output_dir, and return crossval.md's text."""
     data = load_data(config)
+    config, why = recipes.resolve(config, len(data.sentences))  # what `python -m train` would use on this data
+    log.info("Recipe %s: %s", config.recipe, why)
     labels, all_splits = data.schema.labels, fold_splits_of(config, data, folds, outlet_folds)
     folds, output_dir = len(all_splits), Path(config.output_dir)
     if config.validation_fraction == 0 and not config.thresholds:

@@ -87,6 +87,17 @@ class TrainConfig:
     unlabelled_files: list[str] = field(default_factory=list, metadata={
         "help": "With a teacher: Label Studio task files (e.g. from train.prepare) of unlabelled sentences; "
                 "those the teacher tags, and as many it does not, join training with its scores as targets."})
+    recipe: typing.Literal["auto", "finetune", "small"] = field(default="auto", metadata={
+        "help": "'finetune': this config's settings as written (tuned for thousands of sentences); 'small': the "
+                "small-data recipe (train/recipes.py), for a project's first annotations; 'auto': 'small' below "
+                "the measured crossover, else 'finetune' (the log says which, and why)."})
+    min_steps: int = field(default=0, metadata={
+        "help": "Train at least this many optimizer steps (more epochs on a small training split)."})
+    head_init: typing.Literal["random", "probe"] = field(default="random", metadata={
+        "help": "'probe': start the classification head from a class-weighted logistic regression on the "
+                "frozen encoder's features (linear probe, then fine-tuning: LP-FT); 'random': a new head."})
+    fixed_threshold: float = field(default=0.0, metadata={
+        "help": "If > 0, every label's threshold, instead of tuning thresholds on validation (or --thresholds)."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
     mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={
@@ -114,6 +125,8 @@ class TrainConfig:
             raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
         if self.unlabelled_files and not self.teacher:
             raise ConfigError("unlabelled_files need a teacher to score them")
+        if not 0 <= self.fixed_threshold < 1:
+            raise ConfigError(f"fixed_threshold must be in [0, 1), got {self.fixed_threshold}")
         if not 0 <= self.teacher_weight <= 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
 

@@ -19,10 +19,11 @@ from tagger.annotations import read_exports
 from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
 from tagger.predictor import thresholds_file
-from train import checkpoints, hub, output
+from train import checkpoints, hub, output, recipes
 from train.config import TrainConfig, to_yaml
 from train.data import TrainingData, check_splits_can_train, load_data
 from train.distill import with_teacher
+from train.linear_probe import init_head_from_probe
 from train.model import load_base_model
 from train.splits import fingerprint, label_counts, make_splits
 from train.trainer import build_trainer, mixed_precision
@@ -35,9 +36,35 @@ def run(config: TrainConfig) -> Path:
     log.info("Labels %s (Choices %r on Text %r, data.%s) from %s", list(data.schema.labels), data.schema.from_name,
              data.schema.to_name, data.schema.text_field, config.label_config)
     log.info("Read %s", data.summary)
-    splits = make_splits(data.sentences, data.schema, config.validation_fraction, config.test_fraction,
-                         config.split_seed, config.test_outlets)
+    config, why = recipes.resolve(config, len(data.sentences))
+    log.info("Recipe %s: %s", config.recipe, why)
+    config, splits = split(config, data)
     return train_on(config, splits, data)
+
+
+def split(config: TrainConfig, data: TrainingData):
+    """(config, splits) by article. A small project under the small recipe, whose test articles would
+    take a label's only sentences or cannot be set apart, trains on every sentence instead, without a
+    test score: a test split of a few sentences would say little, and cross-validation says more."""
+    try:
+        splits = make_splits(data.sentences, data.schema, config.validation_fraction, config.test_fraction,
+                             config.split_seed, config.test_outlets)
+        untrained = untrained_labels(splits, data.schema)
+        if config.recipe != "small" or config.test_outlets or not untrained:
+            return config, splits
+        why = f"holding out test articles would leave {untrained} without a training sentence"
+    except UserError as error:
+        if config.recipe != "small" or config.test_outlets:
+            raise
+        why = str(error)
+    log.warning("Small project: %s. Every sentence trains and there is no test score; "
+                "`python -m eval.crossval` estimates one", why)
+    return (dataclasses.replace(config, test_fraction=0.0),
+            make_splits(data.sentences, data.schema, 0.0, 0.0, config.split_seed))
+
+
+def untrained_labels(splits, schema) -> list[str]:
+    return [label for label, n in label_counts(splits["train"], schema.labels).items() if n == 0]
 
 
 def splits_as_trained(model_dir: Path, data_files=None):
@@ -56,10 +83,10 @@ def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
     schema = data.schema
-    check_splits_can_train(splits, schema, tunes_thresholds=not config.thresholds)
+    check_splits_can_train(splits, schema, tunes_thresholds=not (config.thresholds or config.fixed_threshold))
     if config.thresholds:
         thresholds_file(Path(config.thresholds), schema.labels)  # a bad file stops the run now, not after training
-    elif not len(splits["validation"]):
+    elif not len(splits["validation"]) and not config.fixed_threshold:
         raise UserError("no validation split (validation_fraction 0): give the thresholds with --thresholds, "
                         "e.g. the thresholds.json of `python -m eval.crossval` with the same options")
     output_dir = Path(config.output_dir)
@@ -74,6 +101,9 @@ def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
             return output_dir
         set_seed(config.seed)
         base = load_base_model(config.model_name_or_path, config.allow_offline_fallback, schema.labels)
+        if config.head_init == "probe" and not config.resume:
+            init_head_from_probe(base.model, base.tokenizer, list(splits["train"]["text"]), splits["train"]["labels"],
+                                 config.max_length)
         training = splits if not config.teacher else with_teacher(
             splits, config.teacher, config.unlabelled_files, config.teacher_weight, config.seed, schema.labels)
         tokenized = training.map(lambda batch: base.tokenizer(batch["text"], truncation=True,
@@ -108,8 +138,12 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
     """Per-class thresholds from validation only (or from --thresholds), then validation and
     test metrics with them."""
     scored_splits = {name: scored(trainer, tokenized[name]) for name in ("validation", "test") if len(tokenized[name])}
-    thresholds = (thresholds_file(Path(config.thresholds), label_names) if config.thresholds
-                  else tune_thresholds(*scored_splits["validation"], label_names))
+    if config.thresholds:
+        thresholds = thresholds_file(Path(config.thresholds), label_names)
+    elif config.fixed_threshold:
+        thresholds = dict.fromkeys(label_names, config.fixed_threshold)
+    else:
+        thresholds = tune_thresholds(*scored_splits["validation"], label_names)
     return thresholds, evaluation(config.output_dir, config.data_files, {
         name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds), label_names)})
         for name, (gold, scores) in scored_splits.items()})
@@ -124,7 +158,9 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "offline_fallback_used": base.fell_back,
         "base_model_sha256": base.weights_sha256,
         "data_files": [str(f) for f in config.data_files],
+        "recipe": config.recipe,
         "thresholds_file": config.thresholds or None,
+        "fixed_threshold": config.fixed_threshold or None,
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},
@@ -165,7 +201,7 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     artifacts.write_json(building / "run_info.json", run_info)
     artifacts.write_text_atomic(building / "train_config.yaml", to_yaml(config))
     labels.save(building, data.schema, data.label_config)
-    artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds))
+    artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds, data.schema))
     os.rename(building, model_dir)
     output.publish(work_dir, output_dir)
     log.info("Saved the model to %s", output_dir)

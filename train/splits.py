@@ -23,15 +23,24 @@ def make_splits(sentences: list[Sentence], schema: LabelSchema, validation_fract
                 seed: int, test_outlets=()) -> DatasetDict:
     """Train/validation/test by article; with `test_outlets`, the test split is those outlets
     (generalisation to unseen outlets) and train/validation come from the others."""
+    return as_splits(sentences, schema, *split_indices(sentences, validation_fraction, test_fraction, seed,
+                                                       test_outlets))
+
+
+def split_indices(sentences: list[Sentence], validation_fraction: float, test_fraction: float, seed: int,
+                  test_outlets=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """make_splits' (train, validation, test) as indices into `sentences`."""
     groups, strata = merged_groups(sentences), rarest_label(sentences)
     everything = np.arange(len(sentences))
     if test_outlets:
         rest, test = outlet_hold_out(sentences, groups, set(test_outlets))
         test_fraction = len(test) / len(sentences)
+    elif test_fraction == 0:
+        rest, test = everything, everything[:0]
     else:
         rest, test = hold_out(everything, groups, strata, test_fraction, seed)
     train, validation = split_off_validation(rest, groups, strata, validation_fraction / (1 - test_fraction), seed)
-    return as_splits(sentences, schema, train, validation, test)
+    return train, validation, test
 
 
 def cross_validation_splits(sentences: list[Sentence], schema: LabelSchema, folds: int, validation_fraction: float,

@@ -1,6 +1,7 @@
 """The Hugging Face Trainer, set up for multi-label tagging: weighted BCE loss, macro-F1
 model selection with early stopping, dynamic padding, mixed precision on GPU."""
 
+import math
 import os
 
 import numpy as np
@@ -11,6 +12,8 @@ from tagger.gpu import skip_cudnn_attention
 from tagger.metrics import apply_thresholds, report, sigmoid, tune_thresholds
 from train.config import ConfigError, TrainConfig
 
+# Without validation, a checkpoint (for --resume) at most this often: a small split's epochs are a few steps.
+MIN_SAVE_STEPS = 100
 # A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
 MAX_POS_WEIGHT = 10.0
 
@@ -71,10 +74,15 @@ def logging_dir(config: TrainConfig) -> str:
     return config.logging_dir or f"{config.output_dir}-outputs/runs"
 
 
-def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: bool = True) -> TrainingArguments:
+def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: bool = True,
+                       training_sentences: int = 0) -> TrainingArguments:
     """Without a validation split (validation_fraction 0) nothing is evaluated: the run trains
-    num_train_epochs and keeps the last weights."""
+    num_train_epochs (at least min_steps) and keeps the last weights."""
     strategy = "steps" if config.eval_steps > 0 else "epoch"
+    save_steps = config.eval_steps or None
+    if not validating and not config.eval_steps:
+        # Nothing to evaluate: checkpoints only for --resume, not after each of a small split's many epochs.
+        strategy, save_steps = "steps", max(steps_per_epoch(config, training_sentences), MIN_SAVE_STEPS)
     # transformers 5 reads TensorBoard's folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = logging_dir(config)
     on_gpu = torch.cuda.is_available()
@@ -84,7 +92,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: boo
     return TrainingArguments(
         output_dir=checkpoint_dir,
         num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
+        max_steps=max_steps(config, training_sentences),
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
@@ -94,7 +102,7 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: boo
         eval_strategy=strategy if validating else "no",
         save_strategy=strategy,
         eval_steps=config.eval_steps or None,
-        save_steps=config.eval_steps or None,
+        save_steps=save_steps,
         logging_steps=config.logging_steps,
         load_best_model_at_end=validating,
         metric_for_best_model="macro_f1" if validating else None,
@@ -112,6 +120,19 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: boo
     )
 
 
+def max_steps(config: TrainConfig, training_sentences: int) -> int:
+    """config.max_steps, or min_steps where num_train_epochs would train fewer (-1: epochs decide)."""
+    if config.max_steps > 0 or config.min_steps <= 0:
+        return config.max_steps
+    too_few = steps_per_epoch(config, training_sentences) * config.num_train_epochs < config.min_steps
+    return config.min_steps if too_few else -1
+
+
+def steps_per_epoch(config: TrainConfig, training_sentences: int) -> int:
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    return max(1, math.ceil(training_sentences / (config.per_device_train_batch_size * processes)))
+
+
 def freeze_embeddings(model) -> None:
     """Token, position (and segment) embeddings and their LayerNorm, for BERT, DistilBERT and MPNet alike."""
     embeddings = getattr(model.base_model, "embeddings", None)
@@ -127,7 +148,7 @@ def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
     validating = len(splits["validation"]) > 0
     return Trainer(
         model=model,
-        args=training_arguments(config, checkpoint_dir, validating),
+        args=training_arguments(config, checkpoint_dir, validating, len(splits["train"])),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"] if validating else None,
         data_collator=DataCollatorWithPadding(tokenizer),

@@ -1,0 +1,48 @@
+"""Which settings a run trains with, for the amount of data it is given.
+
+A config in configs/ is tuned for the bundled corpus's thousands of sentences: a validation split
+for early stopping and thresholds, a few epochs. A new project's first few hundred annotations
+leave a validation split of a handful of sentences and a few dozen optimizer steps, and that
+recipe then loses to a linear probe on frozen embeddings (docs/results.md#small-data). The small
+recipe trains on every annotated sentence for a fixed number of steps, starts the head from
+a linear probe, and uses one threshold for every label. `auto` picks it below the crossover
+measured on the bundled corpus's learning curve.
+"""
+
+import dataclasses
+
+from train.config import TrainConfig
+
+# Below this many annotated sentences `auto` takes the small recipe: where the learning curve
+# (eval.learning_curve, docs/results.md#small-data) crosses over.
+SMALL_DATA_LIMIT = 1000
+
+SMALL = dict(
+    validation_fraction=0.0,  # every annotated sentence but the test split trains
+    num_train_epochs=1,  # and at least min_steps steps: many epochs over a few hundred sentences
+    min_steps=60,
+    learning_rate=1e-4,
+    head_init="probe",
+    # The class-weighted loss balances each label's positives and negatives, so 0.5 is its
+    # balance point; thresholds tuned on a few validation sentences did worse.
+    fixed_threshold=0.5,
+)
+
+
+def resolve(config: TrainConfig, sentences: int) -> tuple[TrainConfig, str]:
+    """(the config with the recipe's settings, why this recipe) for `sentences` annotated
+    sentences; the returned config names the recipe it used, never 'auto'."""
+    if config.recipe == "finetune":
+        return config, "asked for (--recipe finetune): the config's settings"
+    if config.recipe == "small":
+        return small(config), "asked for (--recipe small)"
+    if sentences < SMALL_DATA_LIMIT:
+        return small(config), (f"{sentences} annotated sentences, fewer than {SMALL_DATA_LIMIT}: below that the "
+                               "small-data recipe scored higher (--recipe finetune to use the config's settings)")
+    return (dataclasses.replace(config, recipe="finetune"),
+            f"{sentences} annotated sentences, at least {SMALL_DATA_LIMIT}: the config's settings "
+            "(--recipe small for the small-data recipe)")
+
+
+def small(config: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(config, recipe="small", **SMALL)
