@@ -54,9 +54,15 @@ def write_json(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+# The corpus this repository bundles: a model trained on these alone is the war-news tagger.
+BUNDLED_EXPORTS = {"seed_export.json", "news_batch1_export.json", "news_batch2_export.json"}
+
+
 def thresholds_from(run_info: dict) -> str:
-    given = run_info.get("thresholds_file")
-    return f"from `{Path(given).name}`, given to the run" if given else "tuned on validation"
+    given, fixed = run_info.get("thresholds_file"), run_info.get("fixed_threshold")
+    if given:
+        return f"from `{Path(given).name}`, given to the run"
+    return f"{fixed:g} for every label" if fixed else "tuned on validation"
 
 
 def weights_note(run_info: dict) -> str:
@@ -64,29 +70,33 @@ def weights_note(run_info: dict) -> str:
     return f" (model.safetensors sha256 `{digest}`)" if digest else ""
 
 
-def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float]) -> str:
-    test = metrics["splits"]["test"]["systems"]["model"]
+def model_card(run_info: dict, metrics: dict, thresholds: dict[str, float], schema) -> str:
+    """The folder's README.md, from the run: its labels and Label Studio names, data, recipe,
+    test metrics and limits. The war-news description only for a model of the bundled corpus."""
     labels = list(thresholds)
-    rows = "\n".join(
-        f"| {label} | {test['per_class'][label]['precision']:.3f} | {test['per_class'][label]['recall']:.3f} "
-        f"| {test['per_class'][label]['f1']:.3f} | {test['per_class'][label]['support']} | {thresholds[label]:.3f} |"
-        for label in labels)
+    bundled = {Path(f).name for f in run_info["data_files"]} <= BUNDLED_EXPORTS
     sizes = ", ".join(f"{name} {n}" for name, n in run_info["split_sizes"].items())
+    sentences = run_info["split_sizes"]["train"]
+    title = "War-news event tagger" if bundled else "Sentence tagger: " + ", ".join(labels)
+    what = ("Tags each English news sentence with the event types it reports" if bundled else
+            f"Tags each sentence (Label Studio: Choices `{schema.from_name}` on Text `{schema.to_name}`) with")
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
-tags: [multi-label, event-tagging, news]
+tags: [multi-label, label-studio{", event-tagging, news" if bundled else ""}]
 ---
-# War-news event tagger
+# {title}
 
-Tags each English news sentence with the event types it reports: {", ".join(f"`{l}`" for l in labels)}
-(multi-label: several or none). Fine-tuned from `{run_info["base_model"]}`{weights_note(run_info)}.
+{what}: {", ".join(f"`{l}`" for l in labels)}
+({"multi-label: several or none" if schema.choice == "multiple" else "one label per sentence"}).
+Fine-tuned from `{run_info["base_model"]}`{weights_note(run_info)} with the `{run_info.get("recipe", "finetune")}`
+recipe of `python -m train`.
 
 ## Use
 ```python
 from transformers import pipeline
 tagger = pipeline("text-classification", model="PATH_TO_THIS_FOLDER", top_k=None)
-tagger("Russian forces withdrew from the city after heavy shelling.")
+tagger("{"Russian forces withdrew from the city after heavy shelling." if bundled else "A sentence to tag."}")
 ```
 The pipeline gives a sigmoid score per label. Turn scores into labels with the per-class
 thresholds in `thresholds.json` ({thresholds_from(run_info)}): with this repository installed,
@@ -97,17 +107,38 @@ thresholds in `thresholds.json` ({thresholds_from(run_info)}): with this reposit
 Label Studio exports: {", ".join(f"`{Path(f).name}`" for f in run_info["data_files"])};
 splits grouped by article: {sizes}. Data fingerprint `{run_info["data_fingerprint"][:16]}`.
 
-## Test metrics (held-out articles, thresholds {thresholds_from(run_info)})
+{test_section(metrics, thresholds, run_info)}
+## Intended use and limits
+{bundled_limits() if bundled else other_limits(sentences)}
+Use it to sort and search text, with people checking what matters, not to decide about people.
+"""
+
+
+def test_section(metrics: dict, thresholds: dict[str, float], run_info: dict) -> str:
+    if "test" not in metrics["splits"]:
+        return ("## Test metrics\nNone: the project was too small to hold out test articles, so every sentence "
+                "trained. `python -m eval.crossval` with the same options estimates its quality.\n")
+    test = metrics["splits"]["test"]["systems"]["model"]
+    rows = "\n".join(
+        f"| {label} | {test['per_class'][label]['precision']:.3f} | {test['per_class'][label]['recall']:.3f} "
+        f"| {test['per_class'][label]['f1']:.3f} | {test['per_class'][label]['support']} | {thresholds[label]:.3f} |"
+        for label in thresholds)
+    return f"""## Test metrics (held-out articles, thresholds {thresholds_from(run_info)})
 | label | precision | recall | F1 | support | threshold |
 |---|---|---|---|---|---|
 {rows}
 
-Macro-F1 {test["macro"]["f1"]:.3f}, micro-F1 {test["micro"]["f1"]:.3f}.
-The test split is small: treat differences of a few points as noise.
-
-## Intended use and limits
-It tags claims reported in news, not verified facts: an `atrocity_claim` tag means a sentence
-reports an allegation, not that the event happened. Trained on English articles about the 2022
-Russia-Ukraine war; expect lower quality on other conflicts, outlets, languages and genres.
-Use it to sort and search reporting, with people checking what matters, not to decide about people.
+Macro-F1 {test["macro"]["f1"]:.3f}, micro-F1 {test["micro"]["f1"]:.3f} on {metrics["splits"]["test"]["sentences"]} sentences.
+A test split of a few hundred sentences moves by several points between draws: treat small differences as noise.
 """
+
+
+def bundled_limits() -> str:
+    return """It tags claims reported in news, not verified facts: an `atrocity_claim` tag means a sentence
+reports an allegation, not that the event happened. Trained on English articles about the 2022
+Russia-Ukraine war; expect lower quality on other conflicts, outlets, languages and genres."""
+
+
+def other_limits(sentences: int) -> str:
+    return f"""Trained on {sentences} annotated sentences: it knows what they show, and expects text like them.
+Expect lower quality on other sources, topics, languages and genres, and on labels with few examples."""
