@@ -83,14 +83,30 @@ class Retraining:
                                                     f"the serving model's {list(serving_labels)}: switched to the "
                                                     "model trained with the project's labeling config"}
         comparison = compare(self.serving, candidate, candidate_dir)
-        if comparison is None:
-            return {"status": "kept", "reason": "the serving model was trained on every validation sentence of "
+        if comparison is None and len(held_out(candidate_dir)):
+            return {"status": "kept", "reason": "the serving model was trained on every held-out sentence of "
                                                 "the candidate: no fair comparison, so no switch"}
+        if comparison is None:
+            return self.without_held_out_sentences(candidate, candidate_dir)
         better = comparison["candidate"]["macro"]["f1"] >= comparison["serving"]["macro"]["f1"]
         if better:
             self.serving.switch(candidate, candidate_dir)
         return {"status": "switched" if better else "kept", "reason": verdict(comparison, better),
                 "validation": comparison}
+
+    def without_held_out_sentences(self, candidate, candidate_dir: Path) -> dict:
+        """A small project's candidate trained on every sentence (the small recipe), so none is
+        left to score both models on. Then the model trained on more of the project's annotations
+        serves: with the same labels, more annotations is the better bet."""
+        trained, serving = len(splits_as_trained(candidate_dir)[0]["train"]), self.serving.trained_texts()
+        if serving is not None and trained <= len(serving):
+            return {"status": "kept", "reason": f"no held-out sentence to compare on, and the candidate trained on "
+                                                f"{trained} sentences, the serving model on {len(serving)}: no switch"}
+        self.serving.switch(candidate, candidate_dir)
+        return {"status": "switched", "reason": f"no held-out sentence to compare on (a small project trains on "
+                                                f"every sentence): switched to the model trained on {trained} sentences, "
+                                                f"more than the serving model's "
+                                                f"{'unknown number' if serving is None else len(serving)}"}
 
 
 def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path, options: list[str]) -> None:
@@ -105,10 +121,10 @@ def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path
 
 
 def compare(serving, candidate, candidate_dir: Path) -> dict | None:
-    """Both models' reports on the candidate's validation sentences, less any the serving model
-    was trained on (the splits are drawn anew from each run's data, so they can overlap); None
-    if that leaves none."""
-    validation = splits_as_trained(candidate_dir)[0]["validation"]
+    """Both models' reports on the candidate's held-out sentences (validation; test for a
+    recipe without validation), less any the serving model was trained on (the splits are drawn
+    anew from each run's data, so they can overlap); None if that leaves none."""
+    validation = held_out(candidate_dir)
     seen = serving.trained_texts()  # None: not known, nothing left out
     keep = [i for i, text in enumerate(validation["text"]) if seen is None or text not in seen]
     if not keep:
@@ -119,6 +135,13 @@ def compare(serving, candidate, candidate_dir: Path) -> dict | None:
             "serving_version": serving.version,
             "serving": report(gold, apply_thresholds(serving.scores(texts), serving.tagger.thresholds), labels),
             "candidate": report(gold, apply_thresholds(candidate.scores(texts), candidate.thresholds), labels)}
+
+
+def held_out(model_dir: Path):
+    """The sentences a model was not trained on: its validation split, or its test split for a
+    recipe without validation; empty for a small project trained on every sentence."""
+    splits = splits_as_trained(model_dir)[0]
+    return splits["validation"] if len(splits["validation"]) else splits["test"]
 
 
 def verdict(comparison: dict, better: bool) -> str:
