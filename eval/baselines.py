@@ -1,6 +1,7 @@
 """Baselines scored in the same harness, on the same splits as the model."""
 
 import re
+import tempfile
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -8,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
+from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, tune_thresholds
 
 # Words an analyst would search for first, taken from the annotation guidelines.
@@ -63,6 +65,54 @@ class TfidfLogistic(AlwaysNone):
 
     def scores(self, texts) -> np.ndarray:
         return self.model.predict_proba(texts)
+
+
+class SentenceEmbeddingProbe:
+    """Frozen sentence embeddings (sentence-transformers: the encoder with its pooling, mean
+    pooling for a plain transformer) and a class-weighted logistic regression per label: the
+    small-data baseline. A label with no positive sentence is never chosen."""
+
+    def __init__(self, label_names, encoder: str, seed: int):
+        from sentence_transformers import SentenceTransformer
+        self.label_names, self.encoder = label_names, SentenceTransformer(encoder)
+
+    def embed(self, texts) -> np.ndarray:
+        return self.encoder.encode(list(texts), batch_size=64, normalize_embeddings=True)
+
+    def fit(self, texts, labels):
+        features, labels = self.embed(texts), np.asarray(labels)
+        self.models = [LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000).fit(features, column)
+                       if 0 < column.sum() < len(column) else None for column in labels.T]
+        return self
+
+    def scores(self, texts) -> np.ndarray:
+        features = self.embed(texts)
+        return np.column_stack([model.predict_proba(features)[:, 1] if model is not None else np.zeros(len(features))
+                                for model in self.models])
+
+
+class SetFitBaseline:
+    """SetFit (its defaults, one-vs-rest, 20 iterations) on the same encoder."""
+
+    def __init__(self, label_names, encoder: str, seed: int):
+        try:
+            from setfit import SetFitModel
+        except ImportError:
+            raise UserError("the setfit recipe needs SetFit: pip install setfit") from None
+        self.label_names, self.seed = label_names, seed
+        self.model = SetFitModel.from_pretrained(encoder, multi_target_strategy="one-vs-rest")
+
+    def fit(self, texts, labels):
+        from datasets import Dataset
+        from setfit import Trainer, TrainingArguments
+        dataset = Dataset.from_dict({"text": list(texts), "label": np.asarray(labels).astype(int).tolist()})
+        with tempfile.TemporaryDirectory() as checkpoints:  # SetFit writes ./checkpoints otherwise
+            Trainer(model=self.model, args=TrainingArguments(output_dir=checkpoints, num_iterations=20, seed=self.seed),
+                    train_dataset=dataset).train()
+        return self
+
+    def scores(self, texts) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(list(texts), as_numpy=True), dtype=float)
 
 
 BASELINES = (AlwaysNone, KeywordRules, TfidfLogistic)

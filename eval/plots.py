@@ -43,3 +43,18 @@ def co_occurrence(matrix, labels, path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def learning_curve_plot(summary: dict, path) -> None:
+    """Macro-F1 against annotated sentences, one line per recipe, bars of one std over draws."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for recipe, by_size in summary.items():
+        sizes = [size for size, (mean, _, runs, _) in by_size.items() if runs]
+        axis.errorbar(sizes, [by_size[s][0] for s in sizes], yerr=[by_size[s][1] for s in sizes], marker="o",
+                      capsize=3, label=recipe)
+    axis.set(xscale="log", xlabel="annotated sentences", ylabel="macro-F1 (test articles)", ylim=(0, 1))
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

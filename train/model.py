@@ -54,6 +54,23 @@ def load_base_model(name_or_path: str, allow_fallback: bool, labels) -> BaseMode
                      fell_back=True, weights_sha256=weights_sha256(fallback))
 
 
+def encoder_path(name_or_path: str, allow_fallback: bool) -> str:
+    """What load_base_model would load, as a name or folder to hand to another library
+    (sentence-transformers, SetFit): the packaged MiniLM-L6 where the base model cannot be had."""
+    if name_or_path == SCRATCH_TINY:
+        raise BaseModelError(f"{SCRATCH_TINY} is built in memory; give a pretrained encoder for the baselines")
+    if os.path.isdir(name_or_path) or hub_reachable():
+        return name_or_path
+    try:
+        cached_file(name_or_path, "config.json", local_files_only=True)
+        return name_or_path
+    except OSError:
+        if not allow_fallback:
+            raise BaseModelError(f"cannot load base model {name_or_path!r}: not a folder, not in the cache, "
+                                 "and the Hub does not answer") from None
+    return packaged_encoder_path()
+
+
 def from_pretrained(name_or_path: str, labels):
     """Local folder or cache first; the Hub only when it answers, so offline runs fail fast
     instead of waiting through the Hub client's retries."""
