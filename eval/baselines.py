@@ -72,12 +72,16 @@ class SentenceEmbeddingProbe:
     pooling for a plain transformer) and a class-weighted logistic regression per label: the
     small-data baseline. A label with no positive sentence is never chosen."""
 
-    def __init__(self, label_names, encoder: str, seed: int):
+    def __init__(self, label_names, encoder: str, seed: int, cache: dict | None = None):
         from sentence_transformers import SentenceTransformer
         self.label_names, self.encoder = label_names, SentenceTransformer(encoder)
+        self.cache = {} if cache is None else cache  # text -> embedding, shared by runs on the same encoder
 
     def embed(self, texts) -> np.ndarray:
-        return self.encoder.encode(list(texts), batch_size=64, normalize_embeddings=True)
+        missing = [text for text in dict.fromkeys(texts) if text not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.encoder.encode(missing, batch_size=64, normalize_embeddings=True)))
+        return np.stack([self.cache[text] for text in texts])
 
     def fit(self, texts, labels):
         features, labels = self.embed(texts), np.asarray(labels)
@@ -94,7 +98,7 @@ class SentenceEmbeddingProbe:
 class SetFitBaseline:
     """SetFit (its defaults, one-vs-rest, 20 iterations) on the same encoder."""
 
-    def __init__(self, label_names, encoder: str, seed: int):
+    def __init__(self, label_names, encoder: str, seed: int, cache=None):
         try:
             from setfit import SetFitModel
         except ImportError:

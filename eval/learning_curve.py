@@ -93,6 +93,7 @@ class Harness:
         self.parts = dict(zip(("train", "validation", "test"), split_indices(
             self.sentences, config.validation_fraction, config.test_fraction, config.split_seed, config.test_outlets)))
         self.pool = self.parts["train"]
+        self.embeddings = {}  # the probe's, per sentence: the frozen encoder gives the same in every run
 
     def draw(self, size: int, draw: int) -> np.ndarray:
         if size > len(self.pool):
@@ -124,6 +125,8 @@ def run_one(run: Run, output_dir: Path) -> dict:
     harness = HARNESS
     drawn = harness.draw(run.size, run.draw)
     name, overrides = parse_recipe(run.recipe)
+    row = {"run": run.name, "size": run.size, "draw": run.draw, "recipe": run.recipe,
+           "drawn_tasks": [harness.sentences[i].task for i in drawn]}
     started = time.perf_counter()
     try:
         if name in TRAINED:
@@ -131,11 +134,9 @@ def run_one(run: Run, output_dir: Path) -> dict:
         else:
             scores, thresholds = baseline_scores(harness, drawn, name, run.draw)
     except UserError as error:
-        return {"run": run.name, "size": run.size, "draw": run.draw, "recipe": run.recipe, "error": str(error)}
-    seconds = time.perf_counter() - started
+        return {**row, "error": str(error)}
     labels = harness.data.schema.labels
-    row = {"run": run.name, "size": run.size, "draw": run.draw, "recipe": run.recipe, "seconds": round(seconds, 1),
-           "thresholds": thresholds}
+    row.update(seconds=round(time.perf_counter() - started, 1), thresholds=thresholds)
     for part in ("validation", "test"):
         gold = harness.gold(harness.parts[part])
         result = report(gold, apply_thresholds(scores[part], thresholds), labels)
@@ -168,7 +169,7 @@ def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict
 def baseline_scores(harness: Harness, drawn, name: str, draw: int):
     encoder = encoder_path(harness.config.model_name_or_path, harness.config.allow_offline_fallback)
     baseline = (SentenceEmbeddingProbe if name == "probe" else SetFitBaseline)(
-        harness.data.schema.labels, encoder, harness.config.seed + draw)
+        harness.data.schema.labels, encoder, harness.config.seed + draw, harness.embeddings)
     baseline.fit(harness.texts(drawn), harness.gold(drawn))
     scores = {part: baseline.scores(harness.texts(harness.parts[part])) for part in ("validation", "test")}
     return scores, dict.fromkeys(harness.data.schema.labels, 0.5)
@@ -195,6 +196,7 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) ->
             out.write(json.dumps(row) + "\n")
         log.info("%s: %s", row["run"], row.get("error") or f"test macro-F1 {row['test']['macro_f1']:.3f}, "
                                                           f"{row['seconds']} s")
+    shutil.rmtree(output_dir / "runs", ignore_errors=True)  # the runs' models went as they were scored
     rows = [done[Run(size, draw, recipe).name] for size in sizes for draw in range(draws) for recipe in recipes_]
     save_scores(rows, output_dir / "scores.npz")
     text = markdown(rows, sizes, recipes_, config)

@@ -112,7 +112,8 @@ def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
         with output.write_errors_reported(work_dir, output_dir):
             trainer = fit(config, base, tokenized, work_dir / "checkpoints", processes)
             thresholds, metrics = tune_and_evaluate(trainer, tokenized, config, schema.labels)
-            info = run_info(config, base, splits, data.summary, processes.num_processes, best_epoch(trainer))
+            info = run_info(config, base, splits, data.summary, processes.num_processes, best_epoch(trainer),
+                            trainer.state.global_step)
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
                 save(trainer, config, work_dir, output_dir, thresholds, metrics, info, data)
@@ -149,7 +150,8 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
         for name, (gold, scores) in scored_splits.items()})
 
 
-def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None) -> dict:
+def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None,
+             steps: int | None = None) -> dict:
     """What the run used: base model, data and its fingerprint, split sizes, what was skipped; and
     the epoch whose model was kept (None without validation)."""
     return {
@@ -169,6 +171,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "mixed_precision": mixed_precision(config.mixed_precision),
         "transformers_version": transformers.__version__,
         "best_epoch": epoch,
+        "optimizer_steps": steps,
     }
 
 

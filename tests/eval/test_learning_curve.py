@@ -1,0 +1,94 @@
+"""eval.learning_curve: every recipe on the same draws and the same held-out sentences, and the
+bad input it refuses before it trains anything."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from eval.learning_curve import learning_curve, parse_recipe
+from tagger.cli import UserError
+from train.config import load_config
+
+# Fast recipes on the tiny model: the harness is under test, not the recipes' quality.
+RECIPES = ["small:min_steps=2", "finetune:max_steps=2,num_train_epochs=1"]
+
+
+def seed_config(output_dir, *options):
+    return load_config(["--config", str(REPO / "configs/smoke.yaml"), "--output_dir", str(output_dir), *options])
+
+
+@pytest.fixture(scope="module")
+def curve(tmp_path_factory):
+    output = tmp_path_factory.mktemp("curve")
+    text = learning_curve(seed_config(output), [30, 40], 2, RECIPES, jobs=1)
+    return output, text
+
+
+def rows(output):
+    return [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+
+
+def test_every_recipe_trains_on_the_same_draw_and_is_scored_on_the_same_sentences(curve):
+    output, text = curve
+    by_run = {(r["size"], r["draw"], r["recipe"]): r for r in rows(output)}
+    assert len(by_run) == 2 * 2 * len(RECIPES)
+    for size in (30, 40):
+        for draw in (0, 1):
+            small, finetune = (by_run[(size, draw, recipe)] for recipe in RECIPES)
+            assert small["drawn_tasks"] == finetune["drawn_tasks"] and len(small["drawn_tasks"]) == size
+            # The finetune recipe splits off validation articles: a draw can leave a label untrained.
+            assert "error" in finetune or np.shape(small["scores"]["test"]) == np.shape(finetune["scores"]["test"])
+        assert by_run[(size, 0, RECIPES[0])]["drawn_tasks"] != by_run[(size, 1, RECIPES[0])]["drawn_tasks"]
+    scores = np.load(output / "scores.npz")
+    assert f"30-0-{RECIPES[0]}/test" in scores.files
+    assert "| small:min_steps=2 |" in text and "N = 40" in text
+    assert (output / "learning_curve.png").stat().st_size > 0 and not (output / "runs").exists()
+
+
+def test_a_rerun_trains_only_what_is_missing(curve):
+    output, _ = curve
+    before = (output / "runs.jsonl").read_text()
+    learning_curve(seed_config(output), [30, 40], 2, RECIPES, jobs=1)
+    assert (output / "runs.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize("sizes, recipes, message", [
+    ([10_000], RECIPES, "a draw of 10000 sentences is larger than the"),
+    ([30], ["small", "tiny"], "unknown recipe 'tiny'"),
+    ([30], ["small:learning_rat=1e-4"], "is not KEY=VALUE with a training option as KEY"),
+])
+def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, sizes, recipes, message):
+    with pytest.raises(UserError, match=message):
+        learning_curve(seed_config(tmp_path / "curve"), sizes, 1, recipes, jobs=1)
+    assert not (tmp_path / "curve").exists()
+
+
+def test_a_recipe_carries_typed_training_options():
+    assert parse_recipe("small:learning_rate=5e-5,min_steps=150") == ("small", {"learning_rate": 5e-5,
+                                                                                 "min_steps": 150})
+
+
+def test_the_command_prints_the_table(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "eval.learning_curve", "--config", "configs/smoke.yaml",
+                             "--sizes", "30", "--draws", "1", "--recipes", RECIPES[0], "--output_dir",
+                             str(tmp_path / "curve")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "# Macro-F1 on the test articles" in result.stdout and "| small:min_steps=2 |" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_probe_baseline_ranks_the_test_sentences_from_the_packaged_encoder(tmp_path):
+    from sklearn.metrics import roc_auc_score
+    from eval.learning_curve import Harness
+    from train.model import packaged_encoder_path
+    config = seed_config(tmp_path / "curve", "--model_name_or_path", packaged_encoder_path())
+    learning_curve(config, [70], 1, ["probe"], jobs=1)
+    scores = np.array(rows(tmp_path / "curve")[0]["scores"]["test"])
+    harness = Harness(config)
+    gold = harness.gold(harness.parts["test"])
+    aucs = [roc_auc_score(gold[:, i], scores[:, i]) for i in range(gold.shape[1]) if 0 < gold[:, i].sum() < len(gold)]
+    assert aucs and np.mean(aucs) > 0.75, aucs  # an untrained or shuffled probe ranks at about 0.5

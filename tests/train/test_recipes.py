@@ -1,0 +1,108 @@
+"""The training recipes: `auto` picks the small-data recipe below the crossover, the small
+recipe's settings, its head started from a linear probe, and a project of six annotations."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from conftest import REPO, SEED_EXPORT
+from train import recipes
+from train.config import load_config
+from train.linear_probe import head_inputs, init_head_from_probe, output_layer
+from train.model import tiny_distilbert
+from train.run import run
+from train.trainer import max_steps
+
+SMOKE = str(REPO / "configs/smoke.yaml")
+
+
+def config(*options):
+    return load_config(["--config", SMOKE, *options])
+
+
+def test_auto_takes_the_small_recipe_below_the_crossover_and_says_why():
+    chosen, why = recipes.resolve(config("--recipe", "auto"), recipes.SMALL_DATA_LIMIT - 1)
+    assert chosen.recipe == "small" and chosen.validation_fraction == 0 and chosen.head_init == "probe"
+    assert chosen.fixed_threshold == 0.5 and chosen.min_steps == recipes.SMALL["min_steps"]
+    assert f"{recipes.SMALL_DATA_LIMIT - 1} annotated sentences" in why and "--recipe finetune" in why
+
+
+def test_auto_keeps_the_configs_settings_from_the_crossover_on():
+    given = config("--recipe", "auto")
+    chosen, why = recipes.resolve(given, recipes.SMALL_DATA_LIMIT)
+    assert chosen.recipe == "finetune" and "--recipe small" in why
+    assert (chosen.validation_fraction, chosen.learning_rate, chosen.head_init) == (
+        given.validation_fraction, given.learning_rate, "random")
+
+
+@pytest.mark.parametrize("recipe, sentences", [("finetune", 10), ("small", 100_000)])
+def test_an_explicit_recipe_wins_over_the_data_size(recipe, sentences):
+    chosen, why = recipes.resolve(config("--recipe", recipe), sentences)
+    assert chosen.recipe == recipe and "asked for" in why
+
+
+def test_min_steps_lengthens_a_short_run_and_leaves_a_long_one():
+    short = config("--min_steps", "60", "--num_train_epochs", "1", "--per_device_train_batch_size", "16")
+    assert max_steps(short, 100) == 60  # 7 steps an epoch
+    assert max_steps(short, 2000) == -1  # 125 steps an epoch: the epochs decide
+    assert max_steps(config("--min_steps", "60", "--max_steps", "5"), 100) == 5  # max_steps is max_steps
+
+
+def test_the_probe_head_gives_the_logistic_regressions_scores():
+    torch.manual_seed(0)
+    tasks = json.loads(SEED_EXPORT.read_text())[:80]
+    texts = [task["data"]["text"] for task in tasks]
+    labels = ["withdrawal", "strike", "evacuation", "atrocity_claim"]
+    gold = np.array([[int(any(label in r["value"]["choices"] for a in task["annotations"] for r in a["result"]))
+                      for label in labels] for task in tasks])
+    model, tokenizer = tiny_distilbert(labels)
+    features = head_inputs(model, output_layer(model), tokenizer, texts, 96, 64)
+    init_head_from_probe(model, tokenizer, texts, gold, 96)
+    model.eval()
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    for column in range(len(labels)):
+        probe = LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000).fit(features, gold[:, column])
+        np.testing.assert_allclose(logits[:, column], probe.decision_function(features), atol=1e-4)
+
+
+def six_sentence_export(path):
+    """A new project's first annotations: one article, one or two sentences per label, one without."""
+    tasks, picked, wanted = json.loads(SEED_EXPORT.read_text()), [], {"withdrawal": 2, "strike": 1, "evacuation": 1,
+                                                                       "atrocity_claim": 1, "": 1}
+    for task in tasks:
+        chosen = [c for a in task["annotations"] for r in a["result"] for c in r["value"]["choices"]]
+        key = chosen[0] if len(chosen) == 1 else "" if not chosen else None
+        if key is not None and wanted.get(key, 0) > 0:
+            wanted[key] -= 1
+            picked.append(task)
+    assert not any(wanted.values())
+    path.write_text(json.dumps(picked))
+    return path
+
+
+def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
+    caplog.set_level("INFO")
+    export = six_sentence_export(tmp_path / "six.json")
+    model = run(config("--recipe", "auto", "--data_files", str(export), "--output_dir", str(tmp_path / "model")))
+    assert "Recipe small: 6 annotated sentences" in caplog.text
+    info = json.loads((model / "run_info.json").read_text())
+    assert info["split_sizes"] == {"train": 6, "validation": 0, "test": 0} and info["recipe"] == "small"
+    assert json.loads((model / "thresholds.json").read_text()) == dict.fromkeys(
+        ["withdrawal", "strike", "evacuation", "atrocity_claim"], 0.5)
+    assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
+    assert "None: the project was too small to hold out test articles" in (model / "README.md").read_text()
+    assert info["optimizer_steps"] == recipes.SMALL["min_steps"]  # 6 sentences: one step an epoch
+
+
+def test_an_unknown_recipe_stops_the_run_before_anything_is_written(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "train", "--config", SMOKE, "--recipe", "tiny",
+                             "--output_dir", str(tmp_path / "model")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0 and "invalid choice: 'tiny'" in result.stderr
+    assert not list(tmp_path.iterdir())
