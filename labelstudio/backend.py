@@ -26,6 +26,7 @@ from labelstudio.predictions import predictions
 from labelstudio.projects import served_schema
 from labelstudio.retrain import Retraining
 from tagger.cli import UserError
+from tagger.hub import in_hub_cache
 from tagger.labels import LabelSchema
 from tagger.predictor import tagger_from
 from train.run import splits_as_trained
@@ -41,13 +42,17 @@ class Serving:
 
     def __init__(self, model_dir: Path, load):
         self.load = load  # model folder -> Tagger, with the command's mode and batch size
-        self.name = Path(model_dir).name  # new versions are named after the model first served
+        hub_id = in_hub_cache(model_dir)
+        # New versions are named after the model first served, and trained beside it; beside a
+        # model from the Hub's cache is the cache, so they go to models/.
+        self.name = hub_id.split("/")[-1] if hub_id else Path(model_dir).name
+        self.home = Path("models") if hub_id else Path(model_dir).parent
         self.model_dir, self.tagger = Path(model_dir), load(model_dir)
         self.turn = threading.Lock()  # one scoring at a time
 
     @property
     def version(self) -> str:
-        return self.model_dir.name
+        return self.name if in_hub_cache(self.model_dir) else self.model_dir.name
 
     def scores(self, texts: list[str]) -> np.ndarray:
         with self.turn:

@@ -65,7 +65,7 @@ class Retraining:
         log.info("Training %s: %s (%s)", version, self.last["status"], self.last["reason"])
 
     def train_and_compare(self, project_id: int, version: str) -> dict:
-        candidate_dir = self.serving.model_dir.parent / version
+        candidate_dir = self.serving.home / version
         export_file = candidate_dir.with_name(f"{version}-outputs") / "labelstudio_export.json"
         if not self.url:
             raise UserError("no Label Studio address: set LABEL_STUDIO_URL")

@@ -46,8 +46,9 @@ def spellings(names) -> list[str]:
 
 
 def add_model_option(parser: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
-    parser.add_argument("--model", type=Path, required=required,
-                        help=help or "Model folder written by `python -m train`.")
+    from tagger.hub import model_folder
+    parser.add_argument("--model", type=model_folder, required=required,
+                        help=help or "Model folder written by `python -m train`, or its Hub model id (org/name).")
 
 
 def add_tagger_options(parser: argparse.ArgumentParser, default_mode: str = "auto") -> None:
@@ -72,7 +73,12 @@ def add_output_dir_option(parser: argparse.ArgumentParser, default: str) -> None
 
 
 def default_output_dir(model_dir: Path, command: str) -> Path:
-    """Evaluation outputs go beside the model folder, not into it: MODEL-outputs/COMMAND."""
+    """Evaluation outputs go beside the model folder, not into it: MODEL-outputs/COMMAND; for a
+    model from the Hub's cache, models/NAME-outputs/COMMAND (the cache is not for our files)."""
+    from tagger.hub import in_hub_cache
+    hub_id = in_hub_cache(model_dir)
+    if hub_id:
+        return Path("models") / f"{hub_id.split('/')[-1]}-outputs" / command
     return model_dir.with_name(f"{model_dir.name}-outputs") / command
 
 

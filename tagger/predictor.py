@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger.cli import MODES, UserError
+from tagger.hub import ModelFolderError, model_folder
 from tagger import labels as label_schema
 from tagger.metrics import sigmoid
 from tagger.modes import auto_mode, has_gpu
@@ -17,10 +18,6 @@ from tagger.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 ONNX_MODES = ("onnx-fp32", "onnx-int8-checked", "onnx-int8")  # ONNX Runtime, on the CPU
-
-
-class ModelFolderError(UserError):
-    pass
 
 
 # Sentences per batch: a GPU scores faster in larger batches, a CPU gains nothing past 64
@@ -55,9 +52,7 @@ class Tagger:
             log.info("Mode auto: %s, for %s (--mode to choose another)", mode, why)
         if mode in ONNX_MODES and not rewrites:
             raise UserError(f"{mode} exports the rewritten model; use fp32 or bf16 without rewrites")
-        self.model_dir, self.mode = Path(model_dir), mode
-        if not self.model_dir.is_dir():
-            raise ModelFolderError(f"{model_dir}: no such model folder")
+        self.model_dir, self.mode = model_folder(model_dir), mode  # a folder, or a Hub model id
         self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
         self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
         check_weights(self.model_dir)  # before any mode reads them (the ONNX ones hash them first)

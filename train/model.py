@@ -4,7 +4,6 @@ or a tiny DistilBERT built in memory for tests and smoke runs."""
 import hashlib
 import logging
 import os
-import urllib.request
 from dataclasses import dataclass
 
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig,
@@ -12,6 +11,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dis
 from transformers.utils import cached_file
 
 from tagger.cli import UserError
+from tagger.hub import hub_reachable
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +103,6 @@ def classifier_settings(labels) -> dict:
     return dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
                 label2id={label: i for i, label in enumerate(labels)},
                 problem_type="multi_label_classification")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        urllib.request.urlopen(endpoint, timeout=timeout).close()
-        return True
-    except Exception:  # any network failure means "not reachable"; the cache may still serve
-        return False
 
 
 def packaged_encoder_path() -> str:
