@@ -303,3 +303,48 @@ def test_load_check_predictions_while_training(client, smoke_model, run_backend,
         print(f"\nload check ({model.name}): {len(latencies)} /predict requests of {len(batch)} tasks from 4 clients during "
               f"{elapsed:.0f} s of training: {len(latencies) / elapsed:.1f} requests/s, p50 {p50:.0f} ms, "
               f"p95 {p95:.0f} ms, 0 errors; the run: {last['status']}")
+
+
+def first_annotations_project(client, title: str) -> tuple[int, list[dict]]:
+    """A new project's first six annotations: one or two sentences per label and one without."""
+    gold = json.loads((REPO / "data/seed_labels.json").read_text())
+    wanted, tasks = {"withdrawal": 2, "strike": 1, "evacuation": 1, "atrocity_claim": 1, "": 1}, []
+    for task in json.loads((REPO / "data/seed_tasks.json").read_text()):
+        labels = gold[task["data"]["sentence_id"]]
+        key = labels[0] if len(labels) == 1 else "" if not labels else None
+        if key is not None and wanted.get(key, 0) > 0:
+            wanted[key] -= 1
+            tasks.append({**task, "annotations": [{"result": [
+                {"from_name": "event", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
+                if labels else []}]})
+    project_id = client.projects.create(title=title, label_config=LABEL_CONFIG).id
+    client.projects.import_tasks(id=project_id, request=tasks)
+    return project_id, tasks
+
+
+@pytest.mark.labelstudio
+def test_start_training_on_six_annotations_trains_with_the_small_recipe(client, run_backend, label_studio_env,
+                                                                       tmp_path):
+    """No test split can be held out of six sentences: the candidate trains on all of them and
+    serves, having learned from more annotations than the serving model (four of the six)."""
+    project_id, tasks = first_annotations_project(client, "first annotations")
+    config = tmp_path / "auto.yaml"
+    config.write_text(f"base: {REPO / 'configs/smoke.yaml'}\nrecipe: auto\n")
+    exported = tmp_path / "four.json"  # one sentence of each label, as an earlier export of the project
+    one_each = {task["annotations"][0]["result"][0]["value"]["choices"][0]: task
+                for task in reversed(tasks) if task["annotations"][0]["result"]}
+    exported.write_text(json.dumps([{"id": i, **task} for i, task in enumerate(one_each.values())]))
+    serving = tmp_path / "four-annotations"
+    trained = subprocess.run([sys.executable, "-m", "train", "--config", str(config), "--data_files", str(exported),
+                              "--output_dir", str(serving)], cwd=REPO,
+                             capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    backend = run_backend(serving, "--config", str(config), env=label_studio_env)
+    client.ml.train(id=connect(client, project_id, backend))
+    last = backend.last_training()
+    assert last["status"] == "switched", last
+    assert "no held-out sentence to compare on" in last["reason"] and "trained on 6 sentences" in last["reason"]
+    candidate = serving.parent / last["model_version"]
+    assert json.loads((candidate / "run_info.json").read_text())["split_sizes"] == {"train": 6, "validation": 0,
+                                                                                     "test": 0}
+    assert backend.get("/metrics").json()["model_version"] == last["model_version"]
