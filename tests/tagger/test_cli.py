@@ -27,12 +27,13 @@ def test_every_command_spells_options_one_way_and_accepts_the_other(command):
         assert "--" + name.replace("-", "_") in options and "--" + name.replace("_", "-") in options, option
 
 
-def test_both_spellings_reach_the_same_option():
+def test_both_spellings_reach_the_same_option(tmp_path):
     parser = ArgumentParser("test")
     add_model_option(parser)
     add_tagger_options(parser)
-    underscored = parser.parse_args(["--model", "m", "--batch_size", "8", "--no_rewrites"])
-    hyphenated = parser.parse_args(["--model", "m", "--batch-size", "8", "--no-rewrites"])
+    model = str(tmp_path)  # --model must name a folder (or a Hub id)
+    underscored = parser.parse_args(["--model", model, "--batch_size", "8", "--no_rewrites"])
+    hyphenated = parser.parse_args(["--model", model, "--batch-size", "8", "--no-rewrites"])
     assert vars(underscored) == vars(hyphenated) and underscored.batch_size == 8 and underscored.no_rewrites
 
 
