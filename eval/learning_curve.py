@@ -199,7 +199,7 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) ->
     shutil.rmtree(output_dir / "runs", ignore_errors=True)  # the runs' models went as they were scored
     rows = [done[Run(size, draw, recipe).name] for size in sizes for draw in range(draws) for recipe in recipes_]
     save_scores(rows, output_dir / "scores.npz")
-    text = markdown(rows, sizes, recipes_, config)
+    text = markdown(rows, sizes, recipes_, draws)
     write_text_atomic(output_dir / "learning_curve.md", text)
     learning_curve_plot(summary(rows, sizes, recipes_, "test"), output_dir / "learning_curve.png")
     return text
@@ -246,14 +246,14 @@ def summary(rows, sizes, recipes_, part: str) -> dict:
     return result
 
 
-def markdown(rows, sizes, recipes_, config) -> str:
+def markdown(rows, sizes, recipes_, draws: int) -> str:
     lines = []
     for part, title in (("test", "test articles"), ("dev", "dev articles (choose recipes here)")):
         table = summary(rows, sizes, recipes_, part)
         lines += [f"# Macro-F1 on the {title}, mean ± std over draws", "",
                   "| recipe | " + " | ".join(f"N = {size}" for size in sizes) + " |", "|---|" + "---|" * len(sizes)]
         for recipe, by_size in table.items():
-            lines.append(f"| {recipe} | " + " | ".join(cell(*by_size[size]) for size in sizes) + " |")
+            lines.append(f"| {recipe} | " + " | ".join(cell(*by_size[size], draws) for size in sizes) + " |")
         lines.append("")
     lines += ["# Seconds per run (median; training and scoring, model loading included)", "",
               "| recipe | " + " | ".join(f"N = {size}" for size in sizes) + " |", "|---|" + "---|" * len(sizes)]
@@ -267,10 +267,11 @@ def markdown(rows, sizes, recipes_, config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cell(mean, std, runs, failed) -> str:
+def cell(mean, std, runs, failed, draws: int) -> str:
     if not runs:
         return f"failed ({failed})" if failed else "-"
-    return f"{mean:.3f} ± {std:.3f}" + (f" ({failed} failed)" if failed else "")
+    notes = [f"{failed} failed"] if failed else [f"{runs} of {draws} draws"] if runs < draws else []
+    return f"{mean:.3f} ± {std:.3f}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def main(argv: list[str]) -> None:
