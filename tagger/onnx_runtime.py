@@ -20,6 +20,7 @@ import numpy as np
 
 from tagger.cli import default_output_dir
 
+log = logging.getLogger(__name__)
 FP32, INT8 = "fp32-fused", "int8-per-channel-fused"  # cache names: a new scheme gets a new name
 EXPORT_SAMPLE = ["A short sentence.", "A somewhat longer sentence for the export."]  # traced padded
 
@@ -52,11 +53,44 @@ def exported(model_dir: Path, scheme: str, load_model, sample: dict) -> Path:
     path = cached_path(model_dir, scheme)
     if not path.is_file():
         fp32 = cached_path(model_dir, FP32)
-        if not fp32.is_file():
-            export_fused_fp32(load_model(), sample, fp32)
-        if scheme == INT8:
-            quantize_int8(fp32, path)
+        with details_to_file(path.parent / "export.log"):
+            if not fp32.is_file():
+                export_fused_fp32(load_model(), sample, fp32)
+            if scheme == INT8:
+                quantize_int8(fp32, path)
     return path
+
+
+@contextlib.contextmanager
+def details_to_file(log_file: Path):
+    """One line for the user while the model is exported; the exporter's and the fusions' log
+    lines and warnings (torch's TracerWarnings, ONNX Runtime's 'Fused Gelu ...') go to log_file."""
+    import time
+    import warnings
+
+    log.info("Building the fast CPU model once (an ONNX export of the model); details in %s", log_file)
+    started = time.perf_counter()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    consoles = [(h, h.level) for h in root.handlers if not isinstance(h, logging.FileHandler)]
+    to_file = logging.FileHandler(log_file)
+    to_file.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for handler, _ in consoles:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    root.addHandler(to_file)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            to_file.handle(logging.makeLogRecord({"levelname": "WARNING", "levelno": logging.WARNING,
+                                                  "name": warning.category.__name__, "msg": str(warning.message)}))
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler, level in consoles:
+            handler.setLevel(level)
+    log.info("Built the fast CPU model in %.0f s", time.perf_counter() - started)
 
 
 def session_forward(path: Path):
