@@ -12,12 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
+from tagger.errors import UserError  # noqa: F401  (imported from here by every command)
+from tagger.hub import in_hub_cache, model_folder
+
 # The Tagger's modes (tagger/predictor.py), here so that parsers need not load torch.
 MODES = ("auto", "fp32", "bf16", "onnx-fp32", "onnx-int8-checked", "onnx-int8")
-
-
-class UserError(Exception):
-    """Bad input or setup the user can fix: shown as one line, the traceback only with --debug."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -46,7 +45,6 @@ def spellings(names) -> list[str]:
 
 
 def add_model_option(parser: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
-    from tagger.hub import model_folder
     parser.add_argument("--model", type=model_folder, required=required,
                         help=help or "Model folder written by `python -m train`, or its Hub model id (org/name).")
 
@@ -75,7 +73,6 @@ def add_output_dir_option(parser: argparse.ArgumentParser, default: str) -> None
 def default_output_dir(model_dir: Path, command: str) -> Path:
     """Evaluation outputs go beside the model folder, not into it: MODEL-outputs/COMMAND; for a
     model from the Hub's cache, models/NAME-outputs/COMMAND (the cache is not for our files)."""
-    from tagger.hub import in_hub_cache
     hub_id = in_hub_cache(model_dir)
     if hub_id:
         return Path("models") / f"{hub_id.split('/')[-1]}-outputs" / command

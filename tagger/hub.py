@@ -5,7 +5,7 @@ import os
 import urllib.request
 from pathlib import Path
 
-from tagger.cli import UserError
+from tagger.errors import UserError
 
 
 class ModelFolderError(UserError):

@@ -10,7 +10,7 @@ from conftest import REPO
 from tagger.cli import ArgumentParser, add_model_option, add_tagger_options
 
 COMMANDS = ["train", "eval", "eval.predict", "eval.report", "eval.crossval", "eval.bench", "eval.audit",
-            "eval.audit_flips", "train.prepare",
+            "eval.audit_flips", "train.prepare", "tagger.predict", "tagger.prepare",
             *(f"labelstudio {command}" for command in ("import", "export", "predict", "serve")), "train.labelstudio serve"]
 
 

@@ -1,7 +1,7 @@
 import json
 
 from conftest import REPO
-from train.prepare import article_tasks, prepare, read_text_article, split_sentences
+from tagger.prepare import article_tasks, prepare, read_text_article, split_sentences
 
 
 def test_lines_are_split_into_sentences_and_bullets_dropped():
