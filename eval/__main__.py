@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tagger.annotations import read_exports
 from tagger.artifacts import trained_options, write_json
-from tagger.cli import (ArgumentParser, add_model_option, add_output_dir_option, add_tagger_options,
+from tagger.cli import (ArgumentParser, UserError, add_model_option, add_output_dir_option, add_tagger_options,
                         default_output_dir, run_command)
 from tagger.labels import LabelSchema
 from tagger.metrics import apply_thresholds, evaluation, format_table, report
@@ -31,6 +31,9 @@ def evaluation_rows(model_dir: Path, schema: LabelSchema, data_files: list[str],
         return [s.text for s in sentences], [schema.multi_hot(s.labels) for s in sentences]
     splits, summary = splits_as_trained(model_dir, data_files)
     log.info("Read %s", summary)
+    if not len(splits[split]):
+        raise UserError(f"{model_dir} has no {split} split to score (a small project trains on every sentence, the "
+                        "small recipe without validation): `python -m eval.crossval` with its options estimates quality")
     return list(splits[split]["text"]), list(splits[split]["labels"])
 
 

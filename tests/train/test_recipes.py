@@ -99,6 +99,9 @@ def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
     assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
     assert "None: the project was too small to hold out test articles" in (model / "README.md").read_text()
     assert info["optimizer_steps"] == recipes.SMALL["min_steps"]  # 6 sentences: one step an epoch
+    scored = subprocess.run([sys.executable, "-m", "eval", "--model", str(model), "--split", "test"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert scored.returncode == 1 and "has no test split to score" in scored.stderr, scored.stderr[-2000:]
 
 
 def test_an_unknown_recipe_stops_the_run_before_anything_is_written(tmp_path):
