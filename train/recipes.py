@@ -3,7 +3,7 @@
 A config in configs/ is tuned for the bundled corpus's thousands of sentences: a validation split
 for early stopping and thresholds, a few epochs. A new project's first few hundred annotations
 leave a validation split of a handful of sentences and a few dozen optimizer steps, and that
-recipe then loses to a linear probe on frozen embeddings (docs/results.md#small-data). The small
+recipe then loses to a linear probe on frozen embeddings (docs/results.md). The small
 recipe trains on every annotated sentence for a fixed number of steps, starts the head from
 a linear probe, and uses one threshold for every label. `auto` picks it below the crossover
 measured on the bundled corpus's learning curve.
@@ -13,9 +13,8 @@ import dataclasses
 
 from train.config import TrainConfig
 
-# Below this many annotated sentences `auto` takes the small recipe: where the learning curve
-# (eval.learning_curve, docs/results.md) crosses over: the small recipe led by 0.03 at 500
-# sentences, the config's settings by 0.06 at 1,000; the lines cross at about 650.
+# Below this many annotated sentences `auto` takes the small recipe: where the bundled corpus's
+# learning curve (eval.learning_curve) crosses over, docs/results.md#small-data-the-learning-curve-2026-12-04.
 SMALL_DATA_LIMIT = 650
 
 SMALL = dict(
