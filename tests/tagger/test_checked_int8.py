@@ -86,11 +86,14 @@ def test_auto_chooses_by_what_the_machine_has(monkeypatch, gpu, bf16, expected):
     assert modes.auto_mode()[0] == expected
 
 
-def test_auto_is_the_default_and_says_what_it_chose(smoke_model, caplog):
+def test_auto_is_the_default_and_says_what_it_chose(smoke_model, caplog, monkeypatch):
+    # A machine told to have bf16 units: the default must be bf16, whatever this machine has.
+    monkeypatch.setattr(modes, "has_gpu", lambda: False)
+    monkeypatch.setattr(modes, "has_bf16_units", lambda: True)
     with caplog.at_level(logging.INFO, logger="tagger.predictor"):
         tagger = Tagger(smoke_model)
-    assert tagger.mode == modes.auto_mode()[0]
-    assert f"Mode auto: {tagger.mode}" in caplog.text
+    assert tagger.mode == "bf16"
+    assert "Mode auto: bf16, for a CPU with bf16 units" in caplog.text
 
 
 def test_the_onnx_modes_start_without_torch_or_transformers(smoke_model):
