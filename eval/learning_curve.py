@@ -93,6 +93,7 @@ class Harness:
         self.parts = dict(zip(("train", "validation", "test"), split_indices(
             self.sentences, config.validation_fraction, config.test_fraction, config.split_seed, config.test_outlets)))
         self.pool = self.parts["train"]
+        self.groups, self.strata = merged_groups(self.sentences), rarest_label(self.sentences)  # for every draw's split
         self.embeddings = {}  # the probe's, per sentence: the frozen encoder gives the same in every run
 
     def draw(self, size: int, draw: int) -> np.ndarray:
@@ -153,10 +154,9 @@ def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict
                                  output_dir=str(output_dir / "runs" / run.name), overwrite_output_dir=True)
     config, _ = recipes.resolve(config, len(drawn))
     config = dataclasses.replace(config, **overrides)
-    sentences = harness.sentences
-    groups, strata = merged_groups(sentences), rarest_label(sentences)
-    train, validation = split_off_validation(drawn, groups, strata, config.validation_fraction, config.split_seed)
-    splits = as_splits(sentences, harness.data.schema, train, validation, harness.parts["test"])
+    train, validation = split_off_validation(drawn, harness.groups, harness.strata, config.validation_fraction,
+                                             config.split_seed)
+    splits = as_splits(harness.sentences, harness.data.schema, train, validation, harness.parts["test"])
     model_dir = Path(train_on(config, splits, harness.data))
     try:
         tagger = Tagger(model_dir, mode="fp32")
