@@ -161,13 +161,13 @@ def push(options, suspects: list[dict], data_files) -> None:
     from labelstudio.client import connect
     from labelstudio.review import push_review_tab
 
-    if not options.url or options.project is None:
+    if not options.url or options.label_studio_project is None:
         raise UserError("--push needs the project: --project ID, and --url or LABEL_STUDIO_URL")
     files = [str(path) for path in options.push_files or data_files]
     if len(files) > 1 and not options.push_files:
         raise UserError("--push with several data files: name the ones exported from that project with --push_files")
     task_ids = [s["task_id"] for s in suspects if s["file"] in files]
-    push_review_tab(connect(options.url, options.api_key), options.url, options.project, task_ids)
+    push_review_tab(connect(options.url, options.api_key), options.url, options.label_studio_project, task_ids)
 
 
 def main(argv: list[str]) -> None:
@@ -181,7 +181,9 @@ def main(argv: list[str]) -> None:
                         help="Label Studio address (default: $LABEL_STUDIO_URL).")
     parser.add_argument(*spellings(["--api_key"]), default=os.environ.get("LABEL_STUDIO_API_KEY"),
                         help="Personal access token (default: $LABEL_STUDIO_API_KEY).")
-    parser.add_argument(*spellings(["--project"]), type=int, help="The project the export came from (with --push).")
+    # dest: TrainingArguments has a `project` of its own (trackio's), which this --project replaces here.
+    parser.add_argument(*spellings(["--project"]), dest="label_studio_project", type=int,
+                        help="The project the export came from (with --push).")
     parser.add_argument(*spellings(["--push_files"]), nargs="+", help="With several data files: those exported from --project.")
     config, options = parse_config(argv, parser)
     output_dir = Path(config.output_dir)

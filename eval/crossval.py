@@ -36,7 +36,7 @@ from tagger.artifacts import trained_options, write_json, write_text_atomic
 from tagger.cli import UserError, run_command, spellings
 from tagger.metrics import apply_thresholds, evaluation, report, tune_thresholds
 from tagger.predictor import Tagger
-from train.config import TrainConfig, config_parser, parse_config, to_yaml
+from train.config import MACHINE_DEFAULTS, TrainConfig, config_parser, options, parse_config
 from train import recipes
 from train.data import load_data
 from train.run import train_on
@@ -127,10 +127,13 @@ def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, 
 def same_run(model_dir: Path, config, splits) -> bool:
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "run_info.json").is_file():
         return False
-    ignored = ("output_dir", "resume", "overwrite_output_dir")
-    wanted, trained = yaml.safe_load(to_yaml(config)), trained_options(model_dir)
-    defaults = yaml.safe_load(to_yaml(TrainConfig()))  # options added since then ran at their default
-    same_options = all(trained.get(key, defaults[key]) == value for key, value in wanted.items() if key not in ignored)
+    # Where the model goes and the machine's defaults do not change what it learns.
+    ignored = ("output_dir", "resume", "overwrite_output_dir", *MACHINE_DEFAULTS)
+    wanted = yaml.safe_load(yaml.safe_dump(options(config)))
+    # train_config.yaml lists the Trainer's options that differ from their defaults, and options
+    # added since then ran at their default.
+    trained = yaml.safe_load(yaml.safe_dump(options(TrainConfig()))) | trained_options(model_dir)
+    same_options = all(trained.get(key) == value for key, value in wanted.items() if key not in ignored)
     run_info = json.loads((model_dir / "run_info.json").read_text())
     return same_options and run_info.get("data_fingerprint") == fingerprint(splits)
 

@@ -32,6 +32,7 @@ import os
 import shutil
 import sys
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from eval.plots import learning_curve_plot
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command
 from tagger.metrics import apply_thresholds, report
-from train.config import TrainConfig, coerce, config_parser, parse_config
+from train.config import TrainConfig, checked, config_parser, parse_config
 from tagger.predictor import Tagger
 from train import recipes
 from train.data import load_data
@@ -71,13 +72,13 @@ def parse_recipe(recipe: str) -> tuple[str, dict]:
     name, _, options = recipe.partition(":")
     if name not in TRAINED + BASELINES:
         raise UserError(f"unknown recipe {name!r}; choose from {TRAINED + BASELINES}")
-    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    fields = typing.get_type_hints(TrainConfig)
     overrides = {}
     for option in filter(None, options.split(",")):
         key, _, value = option.partition("=")
         if key not in fields or not value:
             raise UserError(f"recipe {recipe!r}: {option!r} is not KEY=VALUE with a training option as KEY")
-        overrides[key] = coerce(Path(f"recipe {recipe}"), key, value, fields[key])
+        overrides[key] = checked(Path(f"recipe {recipe}"), key, value, fields[key])
     if overrides and name in BASELINES:
         raise UserError(f"recipe {recipe!r}: {name} takes no training options")
     return name, overrides

@@ -1,20 +1,26 @@
 """The typed options of a training run: one dataclass read from YAML and the command line.
 
-Every YAML key is also a `--flag` (HfArgumentParser builds them from the fields), options on
-the command line win over the file, and an unknown key or a value of the wrong type is an error
-naming the file and the key. Defaults live here, each with the reason for it; a file in
-configs/ states only what differs, from these defaults or from the file it names as `base:`.
+TrainConfig is Hugging Face's TrainingArguments (every option of the Trainer, under its own name)
+plus this repository's options, as TRL's SFTConfig is. Every YAML key is also a `--flag`
+(HfArgumentParser builds them from the fields), options on the command line win over the file,
+and an unknown key or a value of the wrong type is an error naming the file and the key.
+Defaults live here, each with the reason for it; a file in configs/ states only what differs,
+from these defaults or from the file it names as `base:`.
 """
 
 import argparse
 import dataclasses
+import enum
+import functools
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 from tagger.cli import UserError
 
@@ -27,8 +33,27 @@ class ConfigError(UserError, ValueError):
 BASE_KEY = "base"
 
 
+# TrainingArguments options that the run sets itself, and what to set instead.
+SET_BY_THE_RUN = {
+    "eval_strategy": "evaluation follows the validation split: set eval_steps, or validation_fraction 0 for none",
+    "save_strategy": "checkpoints follow evaluation (eval_steps)",
+    "save_steps": "checkpoints follow evaluation (eval_steps)",
+    "load_best_model_at_end": "the run keeps the checkpoint with the best validation macro-F1",
+    "metric_for_best_model": "the run selects on validation macro-F1",
+    "bf16": "set mixed_precision",
+    "fp16": "set mixed_precision",
+    "resume_from_checkpoint": "set resume true: the run resumes from OUTPUT_DIR.partial/",
+}
+TRAINER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+
+
+# Defaults that differ on a GPU machine (HfArgumentParser reads a bool's default, not a factory).
+ON_GPU = torch.cuda.is_available()
+MACHINE_DEFAULTS = ("use_cpu", "dataloader_num_workers", "dataloader_pin_memory")
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainingArguments):
     # --- model ---
     model_name_or_path: str = field(default="distilbert-base-uncased", metadata={
         "help": "Hub id or local folder of the encoder to fine-tune; 'scratch:tiny-distilbert' "
@@ -57,20 +82,34 @@ class TrainConfig:
         "help": "Hold out these outlets (data.source) as the test split: generalisation to unseen outlets."})
     tie_break: str = field(default="negative", metadata={
         "help": "Label on a tied annotator vote: 'negative' (guidelines: when unsure, choose none) or 'positive'."})
-    # --- optimisation (Hugging Face TrainingArguments names) ---
-    output_dir: str = field(default="models/seed-distilbert", metadata={"help": "Where the trained model goes."})
-    overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Replace an existing model in output_dir (it is kept until the new one is complete)."})
-    resume: bool = field(default=False, metadata={
-        "help": "Continue an interrupted run from its last checkpoint in OUTPUT_DIR.partial/."})
+    # --- TrainingArguments options whose defaults differ for this task ---
+    output_dir: str = field(default="models/seed-distilbert", metadata={
+        "help": "Where the trained model folder goes (its checkpoints: OUTPUT_DIR.partial/)."})
     num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner."})
-    max_steps: int = field(default=-1, metadata={"help": "If > 0, train this many steps (overrides epochs)."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 64
     weight_decay: float = 0.01
     warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction < 1 of all steps."})
-    seed: int = field(default=42, metadata={"help": "Seeds new weights' initialisation, dropout and the data order."})
+    logging_steps: float = 10
+    save_total_limit: int | None = field(default=2, metadata={
+        "help": "Checkpoints kept: the best and the latest are enough to resume."})
+    restore_callback_states_from_checkpoint: bool = field(default=True, metadata={
+        "help": "Restore early stopping's patience on --resume."})
+    train_sampling_strategy: str = field(default="group_by_length", metadata={
+        "help": "'group_by_length': batches of similar lengths, less padding per batch."})
+    dataloader_num_workers: int = field(default=4 if ON_GPU else 0, metadata={
+        "help": "Processes padding batches: 4 keep a GPU busy (docs/performance.md); on a CPU (default 0) they "
+                "would compete with training for its cores. They are not persistent: persistent workers "
+                "changed a resumed run's batch order."})
+    dataloader_pin_memory: bool = ON_GPU
+    use_cpu: bool = field(default=not ON_GPU, metadata={
+        "help": "Train on the CPU (the default without a GPU). TrainingArguments sets up accelerate's "
+                "processes when it is made: on CPUs they must be told so then, to train together (gloo)."})
+    # --- this repository's options ---
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace an existing model in output_dir (it is kept until the new one is complete)."})
+    resume: bool = field(default=False, metadata={
+        "help": "Continue an interrupted run from its last checkpoint in OUTPUT_DIR.partial/."})
     split_seed: int = field(default=42, metadata={
         "help": "Seeds the split (and cross-validation's folds). Kept apart from `seed`, so that runs "
                 "with other seeds are scored on the same test sentences."})
@@ -106,21 +145,16 @@ class TrainConfig:
     freeze_embeddings: bool = field(default=False, metadata={
         "help": "Keep the encoder's embedding layer as pretrained: fewer weights for AdamW to update "
                 "(a third of MiniLM-L6's), a tenth faster on a CPU (docs/performance.md)."})
-    eval_steps: int = field(default=0, metadata={
-        "help": "Evaluate every N steps; 0 evaluates once per epoch."})
-    logging_steps: int = 10
-    # --- tracking and publishing (Hugging Face TrainingArguments names) ---
-    report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
-        "help": "Where the Trainer logs besides the console: 'none', or any of 'tensorboard', 'mlflow', "
-                "'wandb', ... that is installed ('all': every one installed)."})
     logging_dir: str = field(default="", metadata={
         "help": "TensorBoard's folder (default: OUTPUT_DIR-outputs/runs, beside the model)."})
     push_to_hub: bool = field(default=False, metadata={
         "help": "Upload the finished model folder (thresholds.json and model card included) to the "
-                "Hugging Face Hub as hub_model_id."})
-    hub_model_id: str = field(default="", metadata={"help": "Hub repository for push_to_hub, e.g. 'org/news-tagger'."})
+                "Hugging Face Hub as hub_model_id (not the Trainer's checkpoints)."})
 
     def __post_init__(self):
+        for name, instead in SET_BY_THE_RUN.items():
+            if getattr(self, name) != TRAINER_DEFAULTS[name]:
+                raise ConfigError(f"option {name!r} is set by the run: {instead}")
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
         if self.unlabelled_files and not self.teacher:
@@ -129,11 +163,16 @@ class TrainConfig:
             raise ConfigError(f"fixed_threshold must be in [0, 1), got {self.fixed_threshold}")
         if not 0 <= self.teacher_weight <= 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
+        try:
+            super().__post_init__()
+        except ValueError as error:  # TrainingArguments' own checks
+            raise ConfigError(str(error).strip().splitlines()[0]) from None
 
 
 def config_parser(prog: str = "python -m train", description: str | None = None) -> HfArgumentParser:
-    """Every TrainConfig field as an option (underscores, hyphens accepted too), plus --config."""
-    parser = HfArgumentParser(TrainConfig, prog=prog, description=description,
+    """Every TrainConfig field as an option (underscores, hyphens accepted too), plus --config. A
+    command may add an option of the same name as a Trainer option: its own replaces that one."""
+    parser = HfArgumentParser(TrainConfig, prog=prog, description=description, conflict_handler="resolve",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.allow_abbrev = False  # `--learning_rat` must be an error, not a guess
     parser.add_argument("--config", type=Path, help="YAML file of options (see configs/).")
@@ -156,7 +195,8 @@ def parse_config(argv: list[str] | None = None, parser: HfArgumentParser | None 
     if options.config is not None:
         parser.set_defaults(**read_yaml(options.config))
         options = parser.parse_args(argv)
-    return TrainConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig)}), options
+    given = {f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(options, f.name)}
+    return TrainConfig(**given), options
 
 
 def read_yaml(path: Path, inheriting: tuple[Path, ...] = ()) -> dict:
@@ -175,35 +215,84 @@ def read_yaml(path: Path, inheriting: tuple[Path, ...] = ()) -> dict:
         if base.resolve() in [p.resolve() for p in (*inheriting, path)]:
             raise ConfigError(f"{path}: {BASE_KEY} {base} leads back to itself")
         inherited = read_yaml(base, (*inheriting, path))
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(fields))
+    # Not dataclasses.fields(): HfArgumentParser rewrites their .type in place.
+    kinds = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(values) - set(kinds))
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {unknown}; see `python -m train --help`")
-    return inherited | {key: coerce(path, key, value, fields[key].type) for key, value in values.items()}
+    return inherited | {key: checked(path, key, value, kinds[key]) for key, value in values.items()}
 
 
-def coerce(path: Path, key: str, value, kind):
-    """Check a YAML value against the field's type; numbers may come as strings ('2e-5')."""
-    if typing.get_origin(kind) is typing.Literal:
-        if value in typing.get_args(kind):
+def checked(path: Path, key: str, value, kind):
+    """The YAML value as the field's type, or an error naming the file and the key."""
+    try:
+        return coerce(value, kind)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: option {key!r} must be {type_name(kind)}, got {value!r}") from None
+
+
+def coerce(value, kind):
+    """value as `kind` (numbers may come as strings: PyYAML reads 2e-5 as one); ValueError if it is not."""
+    origin, members = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if any(is_enum(member) for member in members):  # `SchedulerType | str`: the str must name a member
+            members = [member for member in members if member is not str]
+        for member in members:
+            try:
+                return coerce(value, member)
+            except (TypeError, ValueError):
+                pass
+        raise ValueError(value)
+    if origin is typing.Literal:
+        if value in members:
             return value
-        raise ConfigError(f"{path}: option {key!r} must be one of {typing.get_args(kind)}, got {value!r}")
-    if typing.get_origin(kind) is list:
-        if not isinstance(value, list):
-            value = [value]
-        return [coerce(path, key, item, typing.get_args(kind)[0]) for item in value]
-    if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
+        raise ValueError(value)
+    if origin is list:
+        return [coerce(item, members[0]) for item in (value if isinstance(value, list) else [value])]
+    if kind is type(None) and value is None or kind is typing.Any:
         return value
-    if kind in (int, float) and not isinstance(value, bool):
-        try:
-            number = kind(value)
-            if kind is int and isinstance(value, float) and number != value:
-                raise ValueError
-            return number
-        except (TypeError, ValueError):
-            pass
-    raise ConfigError(f"{path}: option {key!r} must be {kind.__name__}, got {value!r}")
+    if is_enum(kind):
+        return kind(value).value
+    if kind in (bool, str, dict) and isinstance(value, kind):
+        return value
+    if kind in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        number = kind(value)
+        if kind is int and isinstance(value, float) and number != value:
+            raise ValueError(value)
+        return number
+    raise ValueError(value)
+
+
+def is_enum(kind) -> bool:
+    return isinstance(kind, type) and issubclass(kind, enum.Enum)
+
+
+def type_name(kind) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return f"one of {typing.get_args(kind)}"
+    enums = [member for member in typing.get_args(kind) if is_enum(member)]
+    if enums:
+        return f"one of {[member.value for member in enums[0]]}"
+    return getattr(kind, "__name__", str(kind))
+
+
+def options(config: TrainConfig) -> dict:
+    """Every option's value as plain data (enums as their values); access tokens left out."""
+    return {key: value for key, value in config.to_dict().items() if not key.endswith("_token")}
+
+
+@functools.cache
+def trainer_defaults() -> dict:
+    """TrainingArguments' defaults as options() gives them (after its own checks), on this machine."""
+    return options(TrainingArguments(use_cpu=not ON_GPU))
 
 
 def to_yaml(config: TrainConfig) -> str:
-    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+    """Every option TrainConfig declares (this repository's, and the Trainer's it gives other
+    defaults), and any other Trainer option that differs from its default: the record of a run,
+    and a config file that repeats it."""
+    fields = TrainConfig.__dataclass_fields__
+    defaults = trainer_defaults() | {name: fields[name].default for name in MACHINE_DEFAULTS}
+    declared = set(TrainConfig.__annotations__) - set(MACHINE_DEFAULTS)
+    return yaml.safe_dump({key: value for key, value in options(config).items()
+                           if key in declared or value != defaults.get(key)}, sort_keys=False)

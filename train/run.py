@@ -73,7 +73,7 @@ def splits_as_trained(model_dir: Path, data_files=None):
     options, schema = artifacts.trained_options(model_dir), labels.of_model(model_dir)
     sentences, summary = read_exports(data_files or options["data_files"], schema, options["tie_break"])
     # Runs from before split_seed existed split with their seed.
-    split_seed = options.get("split_seed", options["seed"])
+    split_seed = options.get("split_seed", options.get("seed", 42))
     splits = make_splits(sentences, schema, options["validation_fraction"], options["test_fraction"], split_seed,
                          options.get("test_outlets", []))
     return splits, summary

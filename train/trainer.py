@@ -1,6 +1,7 @@
 """The Hugging Face Trainer, set up for multi-label tagging: weighted BCE loss, macro-F1
 model selection with early stopping, dynamic padding, mixed precision on GPU."""
 
+import dataclasses
 import math
 import os
 
@@ -60,26 +61,22 @@ def mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def dataloader_options(on_gpu: bool) -> dict:
-    """Padding batches in worker processes keeps a GPU busy (docs/performance.md);
-    on a CPU they would compete with training for the same cores. The workers are not persistent:
-    such workers draw from the global random state once per run instead of once per epoch, which
-    changed the length-grouped batch order of a resumed run from its second epoch on."""
-    return {"dataloader_num_workers": min(4, os.cpu_count() or 1) if on_gpu else 0,
-            "dataloader_pin_memory": on_gpu}
-
-
 def logging_dir(config: TrainConfig) -> str:
     """TensorBoard's folder: beside the model, not in the staging folder, which goes at the end."""
     return config.logging_dir or f"{config.output_dir}-outputs/runs"
 
 
+# The Trainer's options, as TrainConfig carries them; training_arguments() passes them on.
+TRAINER_OPTIONS = [f.name for f in dataclasses.fields(TrainingArguments) if f.init]
+
+
 def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: bool = True,
                        training_sentences: int = 0) -> TrainingArguments:
-    """Without a validation split (validation_fraction 0) nothing is evaluated: the run trains
+    """Every TrainingArguments option as configured, except those the run sets (SET_BY_THE_RUN).
+    Without a validation split (validation_fraction 0) nothing is evaluated: the run trains
     num_train_epochs (at least min_steps) and keeps the last weights."""
-    strategy = "steps" if config.eval_steps > 0 else "epoch"
-    save_steps = config.eval_steps or None
+    strategy = "steps" if config.eval_steps else "epoch"
+    save_steps = config.eval_steps
     if not validating and not config.eval_steps:
         # Nothing to evaluate: checkpoints only for --resume, not after each of a small split's many epochs.
         strategy, save_steps = "steps", max(steps_per_epoch(config, training_sentences), MIN_SAVE_STEPS)
@@ -89,35 +86,24 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str, validating: boo
     if on_gpu:
         skip_cudnn_attention()  # process-wide; it slowed bf16 training up to 7.5x
     precision = mixed_precision(config.mixed_precision)
-    return TrainingArguments(
+    set_by_the_run = dict(
         output_dir=checkpoint_dir,
-        num_train_epochs=config.num_train_epochs,
         max_steps=max_steps(config, training_sentences),
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_steps,
-        seed=config.seed,
         eval_strategy=strategy if validating else "no",
         save_strategy=strategy,
-        eval_steps=config.eval_steps or None,
         save_steps=save_steps,
-        logging_steps=config.logging_steps,
         load_best_model_at_end=validating,
         metric_for_best_model="macro_f1" if validating else None,
         greater_is_better=True,
-        save_total_limit=2,  # the best and the latest, enough to resume
-        restore_callback_states_from_checkpoint=True,  # early stopping's patience, on --resume
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        train_sampling_strategy="group_by_length",  # less padding per batch
-        **dataloader_options(on_gpu),
-        use_cpu=not on_gpu,  # also what makes several CPU processes train together (gloo)
-        report_to=config.report_to,
-        # push_to_hub is not passed on: the Trainer would push checkpoints; train.hub pushes the
-        # finished model folder, thresholds and model card included.
+        use_cpu=config.use_cpu or not on_gpu,  # also what makes several CPU processes train together (gloo)
+        # train.hub pushes the finished model folder, thresholds and model card included; the
+        # Trainer would push checkpoints.
+        push_to_hub=False,
     )
+    configured = {name: getattr(config, name) for name in TRAINER_OPTIONS if name not in set_by_the_run}
+    return TrainingArguments(**configured, **set_by_the_run)
 
 
 def max_steps(config: TrainConfig, training_sentences: int) -> int:
@@ -129,8 +115,10 @@ def max_steps(config: TrainConfig, training_sentences: int) -> int:
 
 
 def steps_per_epoch(config: TrainConfig, training_sentences: int) -> int:
+    """Optimizer steps: one per gradient_accumulation_steps batches on every process."""
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    return max(1, math.ceil(training_sentences / (config.per_device_train_batch_size * processes)))
+    batch = config.per_device_train_batch_size * processes * config.gradient_accumulation_steps
+    return max(1, math.ceil(training_sentences / batch))
 
 
 def freeze_embeddings(model) -> None:

@@ -3,8 +3,7 @@ folder is on PYTHONPATH, and a real `python -m train` run then changes as the en
 
 - KILL_AT=module:attribute (a function, or Class.method): the process kills itself with SIGKILL
   when that function is called for the KILL_AT_CALL-th time (default 1), before the call runs;
-- LOSSES=FILE: each logged training loss is appended to FILE as "step loss";
-- GPU_DATALOADER=1: the dataloader settings a GPU gets (worker processes), without pinning."""
+- LOSSES=FILE: each logged training loss is appended to FILE as "step loss"."""
 
 import functools
 import importlib
@@ -42,15 +41,7 @@ def record_losses(path: str) -> None:
     transformers.Trainer.log = logged
 
 
-def gpu_dataloader() -> None:
-    import train.trainer
-    options = train.trainer.dataloader_options
-    train.trainer.dataloader_options = lambda on_gpu: options(on_gpu=True) | {"dataloader_pin_memory": False}
-
-
 if os.environ.get("KILL_AT"):
     kill_at(os.environ["KILL_AT"], int(os.environ.get("KILL_AT_CALL", "1")))
 if os.environ.get("LOSSES"):
     record_losses(os.environ["LOSSES"])
-if os.environ.get("GPU_DATALOADER"):
-    gpu_dataloader()

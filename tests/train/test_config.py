@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -79,3 +80,49 @@ def test_missing_config_file(tmp_path):
 def test_unknown_command_line_option_is_an_error():
     with pytest.raises(ConfigError, match="unknown option"):
         load_config(["--learning_rat", "0.1"])
+
+
+def test_every_trainer_option_is_an_option_and_reaches_the_trainer(tmp_path):
+    from transformers import TrainingArguments
+
+    from train.config import SET_BY_THE_RUN, config_parser
+    from train.trainer import training_arguments
+    options = {action.dest for action in config_parser()._actions}
+    assert {f.name for f in dataclasses.fields(TrainingArguments)} <= options
+    path = tmp_path / "c.yaml"
+    path.write_text("lr_scheduler_type: cosine\ngradient_accumulation_steps: 2\ndataloader_drop_last: true\n"
+                    "optim: adamw_torch\nlr_scheduler_kwargs: {}\n")
+    config = load_config(["--config", str(path), "--torch_compile_mode", "reduce-overhead"])
+    args = training_arguments(config, str(tmp_path / "checkpoints"))
+    assert (args.lr_scheduler_type, args.gradient_accumulation_steps, args.dataloader_drop_last,
+            args.torch_compile_mode) == ("cosine", 2, True, "reduce-overhead")
+    assert set(SET_BY_THE_RUN) <= {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr_scheduler_type: cosin\n", "option 'lr_scheduler_type' must be one of ['linear', 'cosine'"),
+    ("save_total_limit: some\n", "option 'save_total_limit' must be"),
+    ("eval_strategy: steps\n", "option 'eval_strategy' is set by the run: evaluation follows the validation split"),
+    ("bf16: true\n", "option 'bf16' is set by the run: set mixed_precision"),
+])
+def test_trainer_options_are_checked_like_ours(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(["--config", str(path)])
+
+
+def test_a_runs_saved_options_repeat_the_run(tmp_path):
+    from train.config import options, to_yaml
+    config = load_config(["--config", str(REPO / "configs/news.yaml"), "--lr_scheduler_type", "cosine",
+                          "--gradient_accumulation_steps", "2"])
+    (tmp_path / "train_config.yaml").write_text(to_yaml(config))
+    again = load_config(["--config", str(tmp_path / "train_config.yaml")])
+    assert options(again) == options(config)
+    assert "hub_token" not in to_yaml(dataclasses.replace(config, hub_token="secret"))
+
+
+def test_steps_per_epoch_count_optimizer_steps():
+    from train.trainer import steps_per_epoch
+    assert steps_per_epoch(TrainConfig(per_device_train_batch_size=8), 100) == 13
+    assert steps_per_epoch(TrainConfig(per_device_train_batch_size=8, gradient_accumulation_steps=2), 100) == 7

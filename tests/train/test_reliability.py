@@ -190,10 +190,10 @@ def test_an_interrupted_run_asks_for_resume_or_overwrite(tmp_path):
 
 @pytest.mark.slow
 def test_a_resumed_run_with_the_gpu_dataloader_trains_on_the_same_batches(tmp_path):
-    """With the dataloader a GPU gets (worker processes; pinning needs a GPU), a run killed after
-    its first checkpoint and resumed logs the same loss at every step as an uninterrupted one."""
+    """With the dataloader a GPU gets (worker processes), a run killed after its first checkpoint
+    and resumed logs the same loss at every step as an uninterrupted one."""
     def train(name, *options, **faults):
-        return train_cli(tmp_path / name, "--logging_steps", "1", *options, GPU_DATALOADER="1",
+        return train_cli(tmp_path / name, "--logging_steps", "1", "--dataloader_num_workers", "4", *options,
                          LOSSES=str(tmp_path / f"{name}.losses"), **faults)
     assert train("whole").returncode == 0
     assert train("resumed", kill_at="transformers.trainer:rotate_checkpoints").returncode == -signal.SIGKILL

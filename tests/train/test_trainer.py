@@ -100,7 +100,7 @@ def test_tensorboard_logs_beside_the_model_by_default_and_nowhere_unless_asked(t
     assert training_arguments(quiet, str(tmp_path / "checkpoints")).report_to == []
     assert logging_dir(quiet) == f"{tmp_path / 'm'}-outputs/runs"
     run(quiet)
-    assert not (tmp_path / "m-outputs").exists()
+    assert not (tmp_path / "m-outputs" / "runs").exists()
 
 
 def test_push_to_hub_needs_a_repository(tmp_path):
