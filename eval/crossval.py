@@ -127,8 +127,8 @@ def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, 
 def same_run(model_dir: Path, config, splits) -> bool:
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "run_info.json").is_file():
         return False
-    # Where the model goes and the machine's defaults do not change what it learns.
-    ignored = ("output_dir", "resume", "overwrite_output_dir", *MACHINE_DEFAULTS)
+    # Where the model goes, the machine's defaults and int8 margins do not change what it learns.
+    ignored = ("output_dir", "resume", "overwrite_output_dir", "int8_margins", *MACHINE_DEFAULTS)
     wanted = yaml.safe_load(yaml.safe_dump(options(config)))
     # train_config.yaml lists the Trainer's options that differ from their defaults, and options
     # added since then ran at their default.
@@ -200,8 +200,8 @@ def cross_validate(config, folds: int = 5, outlet_folds=None) -> str:
     out_of_fold, predictions, rows = [], [], []
     for k, splits in enumerate(all_splits):
         log.info("Fold %d of %d", k + 1, folds)
-        fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"),
-                                          teacher=fold_teacher(config.teacher, k, splits))
+        fold_config = dataclasses.replace(config, output_dir=str(output_dir / f"fold-{k}"), int8_margins=False,
+                                          teacher=fold_teacher(config.teacher, k, splits))  # folds score in fp32
         gold, scores, predicted = fold_predictions(fold_model(fold_config, splits, data), splits)
         out_of_fold.append((gold, scores))
         predictions.append(predicted)

@@ -41,18 +41,19 @@ def file_digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_path(model_dir: Path, scheme: str, suffix: str = ".onnx") -> Path:
-    """A cache written by an earlier scheme, or for an earlier model trained into the same
-    folder, is never read."""
-    return default_output_dir(model_dir, "onnx") / f"model.{scheme}.{weights_digest(model_dir)}{suffix}"
+def cached_path(model_dir: Path, scheme: str, cache_dir: Path | None = None) -> Path:
+    """In cache_dir (default MODEL-outputs/onnx). A cache written by an earlier scheme, or for an
+    earlier model trained into the same folder, is never read."""
+    cache_dir = cache_dir or default_output_dir(model_dir, "onnx")
+    return Path(cache_dir) / f"model.{scheme}.{weights_digest(model_dir)}.onnx"
 
 
-def exported(model_dir: Path, scheme: str, load_model, sample: dict) -> Path:
+def exported(model_dir: Path, scheme: str, load_model, sample: dict, cache_dir: Path | None = None) -> Path:
     """The cached ONNX model of that scheme, built on first use (load_model() gives the PyTorch
     model, rewritten for inference; it is called only then, and traced on the sample batch)."""
-    path = cached_path(model_dir, scheme)
+    path = cached_path(model_dir, scheme, cache_dir)
     if not path.is_file():
-        fp32 = cached_path(model_dir, FP32)
+        fp32 = cached_path(model_dir, FP32, cache_dir)
         with details_to_file(path.parent / "export.log"):
             if not fp32.is_file():
                 export_fused_fp32(load_model(), sample, fp32)

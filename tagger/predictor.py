@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tagger.checked_int8 import MARGINS_FILE, read_margins
 from tagger.cli import MODES, UserError
 from tagger.hub import ModelFolderError, model_folder
 from tagger import labels as label_schema
@@ -44,19 +45,19 @@ class Tagger:
     GELU): for debugging and for comparing."""
 
     def __init__(self, model_dir, batch_size: int | None = None, max_length: int | None = None, mode: str = "auto",
-                 rewrites: bool = True):
+                 rewrites: bool = True, onnx_dir: Path | None = None):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r}; choose one of {MODES}")
-        if mode == "auto":
-            mode, why = auto_mode()
-            log.info("Mode auto: %s, for %s (--mode to choose another)", mode, why)
         if mode in ONNX_MODES and not rewrites:
             raise UserError(f"{mode} exports the rewritten model; use fp32 or bf16 without rewrites")
-        self.model_dir, self.mode = model_folder(model_dir), mode  # a folder, or a Hub model id
+        self.model_dir = model_folder(model_dir)  # a folder, or a Hub model id
         self.schema = label_schema.of_model(self.model_dir)  # the labels and Label Studio names it was trained with
         self.thresholds = read_thresholds(self.model_dir, self.schema.labels)
         check_weights(self.model_dir)  # before any mode reads them (the ONNX ones hash them first)
+        self.mode = self.chosen_mode(mode)
+        self.onnx_dir = onnx_dir  # where the ONNX exports are cached (default MODEL-outputs/onnx)
         self.tokenizer = load_tokenizer(self.model_dir)
+        mode = self.mode
         on_gpu = mode not in ONNX_MODES and has_gpu()
         self.batch_size = batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
         self.max_length = max_length or min(self.tokenizer.model_max_length, 512)
@@ -69,6 +70,22 @@ class Tagger:
         else:
             self.model = load_model(self.model_dir, self.schema.labels)
             self.forward = make_forward(self.model, mode, rewrites)
+
+    def chosen_mode(self, mode: str) -> str:
+        """The mode asked for; for auto, the one for this machine and model, logged with the reason."""
+        if mode != "auto":
+            return mode
+        mode, why = auto_mode()
+        if mode == "onnx-int8-checked" and self.int8_margins() is None:
+            mode, why = "onnx-fp32", f"a CPU without bf16 units, and no int8 margins in {self.model_dir} " \
+                                     "(measured when it is trained)"
+        log.info("Mode auto: %s, for %s (--mode to choose another)", mode, why)
+        return mode
+
+    def int8_margins(self):
+        """onnx-int8-checked's margins, measured on this model's weights when it was trained (or None)."""
+        from tagger.onnx_runtime import weights_digest
+        return read_margins(self.model_dir, len(self.schema.labels), weights_digest(self.model_dir))
 
     @classmethod
     def from_pretrained(cls, model_dir, mode: str = "auto", batch_size: int | None = None,
@@ -171,15 +188,31 @@ def onnx_forwards(tagger: "Tagger", mode: str):
 
     def session(scheme):
         sample = tagger.padded(tagger.tokenizer(onnx_runtime.EXPORT_SAMPLE, tagger.max_length))
-        path = onnx_runtime.exported(tagger.model_dir, scheme, rewritten_model, sample)
+        path = onnx_runtime.exported(tagger.model_dir, scheme, rewritten_model, sample, tagger.onnx_dir)
         return onnx_runtime.session_forward(path)
     if mode == "onnx-fp32":
         return session(onnx_runtime.FP32), None
     checked = None
     if mode == "onnx-int8-checked":
-        margins = onnx_runtime.cached_path(tagger.model_dir, onnx_runtime.INT8, ".margins.json")
+        margins = tagger.int8_margins()
+        if margins is None:
+            raise ModelFolderError(f"{tagger.model_dir}/{MARGINS_FILE}: missing or measured on other weights; "
+                                   "train the model again, or use --mode onnx-fp32 or onnx-int8")
         checked = CheckedInt8(session(onnx_runtime.FP32), tagger.thresholds, margins, tagger.schema.single_choice)
     return session(onnx_runtime.INT8), checked
+
+
+def measure_int8_margins(model_dir: Path, texts: list[str], measured_on: str, onnx_dir: Path | None = None) -> None:
+    """Score texts (the model's own sentences) in int8 and in fp32 and store onnx-int8-checked's
+    margins in the model folder (tagger/checked_int8.py)."""
+    from tagger import onnx_runtime
+    from tagger.checked_int8 import write_margins
+
+    tagger = Tagger(model_dir, mode="onnx-int8", onnx_dir=onnx_dir)
+    token_ids = tagger.tokenizer(texts, tagger.max_length)
+    fp32 = Tagger(model_dir, mode="onnx-fp32", onnx_dir=onnx_dir).forward
+    moves = np.abs(tagger.logits(token_ids, tagger.forward) - tagger.logits(token_ids, fp32))
+    write_margins(model_dir, moves, onnx_runtime.weights_digest(Path(model_dir)), measured_on)
 
 
 def read_thresholds(model_dir: Path, labels) -> dict[str, float]:

@@ -145,6 +145,10 @@ class TrainConfig(TrainingArguments):
     freeze_embeddings: bool = field(default=False, metadata={
         "help": "Keep the encoder's embedding layer as pretrained: fewer weights for AdamW to update "
                 "(a third of MiniLM-L6's), a tenth faster on a CPU (docs/performance.md)."})
+    int8_margins: bool = field(default=True, metadata={
+        "help": "Measure the margins of the fast CPU mode (onnx-int8-checked) on the model's own sentences "
+                "and store them in the model folder; without them a CPU scores in onnx-fp32. Costs an ONNX "
+                "export, which the first fast scoring then reuses."})
     logging_dir: str = field(default="", metadata={
         "help": "TensorBoard's folder (default: OUTPUT_DIR-outputs/runs, beside the model)."})
     push_to_hub: bool = field(default=False, metadata={

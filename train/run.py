@@ -16,9 +16,10 @@ from transformers import set_seed
 
 from tagger import artifacts, labels
 from tagger.annotations import read_exports
-from tagger.cli import UserError
+from tagger.checked_int8 import SENTENCES
+from tagger.cli import UserError, default_output_dir
 from tagger.metrics import apply_thresholds, evaluation, report, sigmoid, tune_thresholds
-from tagger.predictor import thresholds_file
+from tagger.predictor import measure_int8_margins, thresholds_file
 from train import checkpoints, hub, output, recipes
 from train.config import TrainConfig, to_yaml
 from train.data import TrainingData, check_splits_can_train, load_data
@@ -116,7 +117,7 @@ def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
                             trainer.state.global_step)
             processes.wait_for_everyone()  # every process is done with the checkpoints
             if processes.is_main_process:
-                save(trainer, config, work_dir, output_dir, thresholds, metrics, info, data)
+                save(trainer, config, work_dir, output_dir, thresholds, metrics, info, data, margin_sentences(splits))
     return output_dir
 
 
@@ -191,7 +192,15 @@ def scored(trainer, dataset):
     return prediction.label_ids, sigmoid(prediction.predictions)
 
 
-def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info, data: TrainingData) -> None:
+def margin_sentences(splits) -> tuple[list[str], str]:
+    """(texts, what they are): the sentences that measure int8's margins, validation first."""
+    validation = list(splits["validation"]["text"])[:SENTENCES]
+    training = list(splits["train"]["text"])[:SENTENCES - len(validation)]
+    return validation + training, f"{len(validation)} validation and {len(training)} training sentences"
+
+
+def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics, run_info, data: TrainingData,
+         margin_texts: tuple[list[str], str]) -> None:
     """Write the model folder as staging/model.tmp, rename it to staging/model once complete,
     then publish it to output_dir."""
     building, model_dir = work_dir / "model.tmp", work_dir / "model"
@@ -205,6 +214,8 @@ def save(trainer, config, work_dir: Path, output_dir: Path, thresholds, metrics,
     artifacts.write_text_atomic(building / "train_config.yaml", to_yaml(config))
     labels.save(building, data.schema, data.label_config)
     artifacts.write_text_atomic(building / "README.md", artifacts.model_card(run_info, metrics, thresholds, data.schema))
+    if config.int8_margins:  # its ONNX exports go where the published model's are looked for
+        measure_int8_margins(building, *margin_texts, onnx_dir=default_output_dir(output_dir, "onnx"))
     os.rename(building, model_dir)
     output.publish(work_dir, output_dir)
     log.info("Saved the model to %s", output_dir)
