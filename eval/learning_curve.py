@@ -149,10 +149,12 @@ def run_one(run: Run, output_dir: Path) -> dict:
     return row
 
 
-def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict, output_dir: Path):
-    """`python -m train --recipe NAME` on the draw; fp32 scores of dev and test from the saved folder."""
+def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict, output_dir: Path,
+                   parts=("validation", "test")):
+    """`python -m train --recipe NAME` on the draw; fp32 scores of the parts (dev and test) from the saved folder."""
     config = dataclasses.replace(harness.config, recipe=name, seed=harness.config.seed + run.draw,
-                                 output_dir=str(output_dir / "runs" / run.name), overwrite_output_dir=True)
+                                 output_dir=str(output_dir / "runs" / run.name), overwrite_output_dir=True,
+                                 int8_margins=False)  # scored in fp32
     config, _ = recipes.resolve(config, len(drawn))
     config = dataclasses.replace(config, **overrides)
     train, validation = split_off_validation(drawn, harness.groups, harness.strata, config.validation_fraction,
@@ -161,18 +163,18 @@ def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict
     model_dir = Path(train_on(config, splits, harness.data))
     try:
         tagger = Tagger(model_dir, mode="fp32")
-        scores = {part: tagger.scores(harness.texts(harness.parts[part])) for part in ("validation", "test")}
+        scores = {part: tagger.scores(harness.texts(harness.parts[part])) for part in parts}
         return scores, tagger.thresholds
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)  # a model per run would fill the disk
 
 
-def baseline_scores(harness: Harness, drawn, name: str, draw: int):
+def baseline_scores(harness: Harness, drawn, name: str, draw: int, parts=("validation", "test")):
     encoder = encoder_path(harness.config.model_name_or_path, harness.config.allow_offline_fallback)
     baseline = (SentenceEmbeddingProbe if name == "probe" else SetFitBaseline)(
         harness.data.schema.labels, encoder, harness.config.seed + draw, harness.embeddings)
     baseline.fit(harness.texts(drawn), harness.gold(drawn))
-    scores = {part: baseline.scores(harness.texts(harness.parts[part])) for part in ("validation", "test")}
+    scores = {part: baseline.scores(harness.texts(harness.parts[part])) for part in parts}
     return scores, dict.fromkeys(harness.data.schema.labels, 0.5)
 
 
