@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from tagger import modes
-from tagger.checked_int8 import MARGINS_FILE, SENTENCES, CheckedInt8
+from tagger.checked_int8 import MARGINS_FILE, SENTENCES
 from tagger.hub import ModelFolderError
 from tagger.onnx_runtime import FP32, cached_path, weights_digest
 from tagger.predictor import Tagger
