@@ -1,5 +1,6 @@
 """Baselines scored in the same harness, on the same splits as the model."""
 
+import functools
 import re
 import tempfile
 
@@ -73,9 +74,14 @@ class SentenceEmbeddingProbe:
     small-data baseline. A label with no positive sentence is never chosen."""
 
     def __init__(self, label_names, encoder: str, seed: int, cache: dict | None = None):
-        from sentence_transformers import SentenceTransformer
-        self.label_names, self.encoder = label_names, SentenceTransformer(encoder)
+        self.label_names, self.encoder_name = label_names, encoder
         self.cache = {} if cache is None else cache  # text -> embedding, shared by runs on the same encoder
+
+    @functools.cached_property
+    def encoder(self):
+        """Loaded only when a text is not in the cache: runs on cached sentences need no encoder."""
+        from sentence_transformers import SentenceTransformer
+        return SentenceTransformer(self.encoder_name)
 
     def embed(self, texts) -> np.ndarray:
         missing = [text for text in dict.fromkeys(texts) if text not in self.cache]

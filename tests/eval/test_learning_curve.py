@@ -92,3 +92,13 @@ def test_the_probe_baseline_ranks_the_test_sentences_from_the_packaged_encoder(t
     gold = harness.gold(harness.parts["test"])
     aucs = [roc_auc_score(gold[:, i], scores[:, i]) for i in range(gold.shape[1]) if 0 < gold[:, i].sum() < len(gold)]
     assert aucs and np.mean(aucs) > 0.75, aucs  # an untrained or shuffled probe ranks at about 0.5
+
+
+def test_the_probe_loads_its_encoder_only_for_sentences_it_has_not_embedded():
+    from eval.baselines import SentenceEmbeddingProbe
+    from train.model import packaged_encoder_path
+    texts, gold, cache = ["Troops withdrew.", "A depot was shelled.", "Buses left the city."], np.eye(3), {}
+    first = SentenceEmbeddingProbe(["a", "b", "c"], packaged_encoder_path(), 0, cache).fit(texts, gold)
+    again = SentenceEmbeddingProbe(["a", "b", "c"], packaged_encoder_path(), 0, cache).fit(texts, gold)
+    assert "encoder" in first.__dict__ and "encoder" not in again.__dict__
+    assert np.allclose(first.scores(texts), again.scores(texts)) and "encoder" not in again.__dict__
