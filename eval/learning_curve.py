@@ -36,6 +36,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from eval.baselines import SentenceEmbeddingProbe, SetFitBaseline
 from eval.plots import learning_curve_plot
@@ -78,7 +79,8 @@ def parse_recipe(recipe: str) -> tuple[str, dict]:
         key, _, value = option.partition("=")
         if key not in fields or not value:
             raise UserError(f"recipe {recipe!r}: {option!r} is not KEY=VALUE with a training option as KEY")
-        overrides[key] = checked(Path(f"recipe {recipe}"), key, value, fields[key])
+        # As in a config file: `true`, `8` and `[a, b]` are YAML.
+        overrides[key] = checked(Path(f"recipe {recipe}"), key, yaml.safe_load(value), fields[key])
     if overrides and name in BASELINES:
         raise UserError(f"recipe {recipe!r}: {name} takes no training options")
     return name, overrides

@@ -70,6 +70,8 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, sizes, recipes, 
 def test_a_recipe_carries_typed_training_options():
     assert parse_recipe("small:learning_rate=5e-5,min_steps=150") == ("small", {"learning_rate": 5e-5,
                                                                                  "min_steps": 150})
+    assert parse_recipe("small:freeze_embeddings=true,head_init=random") == ("small", {"freeze_embeddings": True,
+                                                                                       "head_init": "random"})
 
 
 def test_the_command_prints_the_table(tmp_path):
