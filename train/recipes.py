@@ -15,7 +15,7 @@ from train.config import TrainConfig
 
 # Below this many annotated sentences `auto` takes the small recipe: where the bundled corpus's
 # learning curve (eval.learning_curve) crosses over, docs/results.md#small-data-the-learning-curve-2026-12-04.
-SMALL_DATA_LIMIT = 800
+SMALL_DATA_LIMIT = 1000
 
 SMALL = dict(
     validation_fraction=0.0,  # every annotated sentence but the test split trains
