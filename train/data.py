@@ -20,6 +20,7 @@ from tagger.annotations import ExportSummary, Sentence, beside_config, read_expo
 from tagger.cli import UserError
 from tagger.labels import LabelConfigError, LabelSchema, choices_controls, read_label_config
 from tagger.metrics import DEFAULT_THRESHOLD, MIN_POSITIVES
+from train.recipes import SMALL_DATA_LIMIT
 from train.splits import label_counts
 
 
@@ -106,7 +107,8 @@ def check_splits_can_train(splits, schema: LabelSchema, tunes_thresholds: bool) 
             f"{', '.join(f'{name} {len(splits[name])}' for name in splits)}, no training sentence carries "
             f"{untrainable}. A run needs each label on sentences of at least {len(splits)} articles (one per split) "
             "and about 10 sentences per label to learn it: annotate more tasks with these labels, or train with "
-            "the small-data recipe (--recipe small, or auto below 1,000 sentences), which needs one sentence per label")
+            f"the small-data recipe (--recipe small, or auto below {SMALL_DATA_LIMIT:,} sentences), which needs one "
+            "sentence per label")
     untuned = [label for label in schema.labels if per_split["validation"][label] < MIN_POSITIVES]
     if tunes_thresholds and untuned:
         log.warning("Fewer than %d validation sentences carry %s: their thresholds stay at %.1f instead of being "
