@@ -1,5 +1,6 @@
 """eval.active_learning: every strategy starts from the same draw, least-certain adds what the
-previous round was least certain about, random adds a random draw, and a rerun trains nothing."""
+previous round was least certain about, diverse spreads its picks over clusters of the least
+certain, random adds a random draw, and a rerun trains nothing."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eval.active_learning import simulate
+from eval.active_learning import STRATEGIES, simulate, spread_out
 from tagger.cli import UserError
 from train.config import load_config
 from train.model import packaged_encoder_path
@@ -33,9 +34,9 @@ def simulation(tmp_path_factory):
 def test_every_strategy_starts_from_the_same_draw_and_grows_by_a_step(simulation):
     _, _, rows = simulation
     for seed in range(SEEDS):
-        firsts = [rows[(strategy, seed, START)]["tasks"] for strategy in ("least-certain", "random")]
-        assert firsts[0] == firsts[1] and len(firsts[0]) == START
-        for strategy in ("least-certain", "random"):
+        firsts = [rows[(strategy, seed, START)]["tasks"] for strategy in STRATEGIES]
+        assert all(first == firsts[0] for first in firsts) and len(firsts[0]) == START
+        for strategy in STRATEGIES:
             sizes = sorted(n for s, k, n in rows if s == strategy and k == seed)
             assert sizes == [20, 35, 50]
             for smaller, larger in zip(sizes, sizes[1:]):
@@ -68,10 +69,28 @@ def test_the_report_counts_the_annotations_to_the_target_and_a_rerun_trains_noth
     output, text, rows = simulation
     full = rows[("full", 0, max(n for s, _, n in rows if s == "full"))]["test_macro_f1"]
     assert f"full pool: test macro-F1 {full:.3f}" in text
-    assert "| least-certain |" in text and "| random |" in text and "N = 50" in text
+    assert all(f"| {strategy} |" in text for strategy in STRATEGIES) and "N = 50" in text
     before = (output / "runs.jsonl").read_text()
     assert simulate(probe_config(output), "probe", SEEDS, START, STEP, BUDGET) == text
     assert (output / "runs.jsonl").read_text() == before
+
+
+def test_diverse_takes_one_sentence_from_each_cluster_of_the_least_certain():
+    """Three tight groups; the three least certain candidates all lie in the first: least-certain
+    would take all three from it, diverse takes one from each group."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 10
+    group = np.array([0, 0, 0, 1, 1, 2, 2, 0, 1, 2])
+    embeddings = centres[group] + rng.normal(scale=0.1, size=(len(group), 3))
+    candidates = np.arange(100, 110)  # positions in the pool, least certain first
+    chosen = spread_out(candidates, np.ones(len(group)), embeddings, 3, np.random.default_rng(1))
+    assert sorted(group[chosen - 100]) == [0, 1, 2]
+
+
+def test_diverse_fills_the_step_with_the_least_certain_where_sentences_repeat():
+    """Five copies of one sentence leave one cluster; the step is still filled, least certain first."""
+    chosen = spread_out(np.arange(5), np.ones(5), np.ones((5, 3)), 3, np.random.default_rng(1))
+    assert sorted(chosen) == [0, 1, 2]
 
 
 def test_a_start_larger_than_the_pool_is_one_line_and_nothing_is_written(tmp_path):
