@@ -152,7 +152,8 @@ def markdown(rows, full: float, recipe: str, seeds: int, start: int, step: int, 
         mean = f"{np.mean(reached):.0f}" if len(reached) == len(counts) else f"not reached within {budget} by all"
         lines.append(f"| {strategy} | {', '.join(str(c) if c else f'> {budget}' for c in counts)} | {mean} |")
     sizes = sorted({r["annotated"] for r in rows if r["strategy"] in STRATEGIES})
-    shown = [n for n in sizes if n in (start, 100, 250, 500, 750, 1000, 1500, 2000) or n == sizes[-1]]
+    shown = sizes if len(sizes) <= 10 else [n for n in sizes if n in (start, 100, 250, 500, 750, 1000, 1500, 2000)
+                                            or n == sizes[-1]]
     lines += ["", "Test macro-F1, mean over seeds:", "",
               "| strategy | " + " | ".join(f"N = {n}" for n in shown) + " |", "|---|" + "---|" * len(shown)]
     for strategy in STRATEGIES:
