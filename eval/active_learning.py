@@ -9,10 +9,9 @@ each round trains the recipe on what is annotated so far, scores the test articl
 
   least-certain   the lowest certainty first: the order of the `Least certain first` tab that
                   `python -m labelstudio predict` adds (labelstudio/predictions.py)
-  diverse         the least certain, spread over what they are about: of the CANDIDATES x --step
-                  least certain, a k-means of their frozen sentence embeddings (weighted by
-                  uncertainty) into --step clusters, and the sentence nearest each centre
-                  (Zhdanov 2019, "Diverse mini-batch active learning")
+  diverse         the least certain, spread over what they are about: of the ten times --step
+                  least certain, one from each of --step clusters of their sentence embeddings
+                  (labelstudio/selection.py: the `Next to annotate` tab of `labelstudio predict`)
   random          a random draw, as annotating in import order would be
 
 Every strategy starts from the same draw for a seed. The target is 95% of the macro-F1 that the
@@ -28,15 +27,13 @@ import dataclasses
 import json
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from eval.learning_curve import TRAINED, Harness, Run, baseline_scores, parse_recipe, trained_scores
 from labelstudio.predictions import certainty
+from labelstudio.selection import next_batch
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command
 from tagger.metrics import apply_thresholds, report
@@ -46,7 +43,6 @@ log = logging.getLogger(__name__)
 
 STRATEGIES = ("least-certain", "diverse", "random")
 TARGET = 0.95  # of the full pool's macro-F1
-CANDIDATES = 10  # diverse: the clusters are drawn from this many times --step least certain sentences
 
 
 def scored(harness: Harness, recipe: str, annotated: np.ndarray, seed: int, name: str, output_dir: Path):
@@ -65,36 +61,17 @@ def scored(harness: Harness, recipe: str, annotated: np.ndarray, seed: int, name
 
 
 def next_sentences(strategy: str, harness: Harness, annotated: np.ndarray, pool_certainty: np.ndarray,
-                   step: int, rng: np.random.Generator) -> np.ndarray:
-    """`step` pool sentences not yet annotated, chosen by the strategy."""
+                   step: int, rng: np.random.Generator, embeddings: dict) -> np.ndarray:
+    """`step` pool sentences not yet annotated, chosen by the strategy (`embeddings`: a cache for diverse)."""
     left = np.flatnonzero(~np.isin(harness.pool, annotated))
     step = min(step, len(left))
     if strategy == "random":
         chosen = rng.choice(left, step, replace=False)
+    elif strategy == "least-certain":
+        chosen = left[np.argsort(pool_certainty[left], kind="stable")[:step]]
     else:
-        least_certain = left[np.argsort(pool_certainty[left], kind="stable")]
-        chosen = least_certain[:step]
-        if strategy == "diverse":
-            candidates = least_certain[:CANDIDATES * step]
-            uncertainty = np.clip(1 - pool_certainty[candidates], 1e-3, None)
-            chosen = spread_out(candidates, uncertainty, harness.embeddings_of(harness.pool[candidates]), step, rng)
+        chosen = left[next_batch(pool_certainty[left], harness.texts(harness.pool[left]), step, rng, embeddings)]
     return np.sort(np.concatenate([annotated, harness.pool[chosen]]))
-
-
-def spread_out(candidates: np.ndarray, weights: np.ndarray, embeddings: np.ndarray, step: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """`step` of the candidates (least certain first): a k-means of their embeddings weighted by
-    `weights` into `step` clusters, and from each the candidate nearest its centre; where repeated
-    sentences leave fewer clusters, the next least certain fill the step."""
-    if len(candidates) <= step:
-        return candidates
-    with warnings.catch_warnings():  # fewer distinct sentences than clusters: filled below
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        kmeans = KMeans(step, n_init=1, random_state=int(rng.integers(2**31))).fit(embeddings, sample_weight=weights)
-    distance = np.linalg.norm(embeddings - kmeans.cluster_centers_[kmeans.labels_], axis=1)
-    nearest = [np.flatnonzero(kmeans.labels_ == cluster) for cluster in range(step)]
-    chosen = candidates[[members[distance[members].argmin()] for members in nearest if len(members)]]
-    return np.concatenate([chosen, candidates[~np.isin(candidates, chosen)][:step - len(chosen)]])
 
 
 def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int) -> str:
@@ -104,6 +81,7 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_file = output_dir / "runs.jsonl"
     done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file)}
+    embeddings = {}  # text -> sentence embedding, for the diverse strategy
 
     def round_row(strategy, seed, annotated):
         key = (strategy, seed, len(annotated))
@@ -128,7 +106,7 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
                 if len(annotated) >= min(budget, len(harness.pool)):
                     break
                 annotated = next_sentences(strategy, harness, annotated, np.array(row["pool_certainty"]),
-                                           min(step, budget - len(annotated)), rng)
+                                           min(step, budget - len(annotated)), rng, embeddings)
     text = markdown(list(done.values()), full, recipe, seeds, start, step, budget, len(harness.pool))
     write_text_atomic(output_dir / "active_learning.md", text)
     return text

@@ -111,11 +111,6 @@ class Harness:
     def gold(self, indices) -> np.ndarray:
         return np.array([self.data.schema.multi_hot(self.sentences[i].labels) for i in indices])
 
-    def embeddings_of(self, indices) -> np.ndarray:
-        """The frozen encoder's sentence embeddings, as the probe sees them."""
-        encoder = encoder_path(self.config.model_name_or_path, self.config.allow_offline_fallback)
-        return SentenceEmbeddingProbe(self.data.schema.labels, encoder, 0, self.embeddings).embed(self.texts(indices))
-
 
 HARNESS: Harness | None = None
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eval.active_learning import STRATEGIES, simulate, spread_out
+from labelstudio.selection import spread_out
+from eval.active_learning import STRATEGIES, simulate
 from tagger.cli import UserError
 from train.config import load_config
 from train.model import packaged_encoder_path
