@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from labelstudio.client import connect
-from labelstudio.predictions import push_predictions
+from labelstudio.predictions import NEXT_BATCH, push_predictions
 from labelstudio.projects import BUNDLED_CONFIG, checked_project, create_project, export, import_tasks
 from tagger.cli import ArgumentParser, UserError, add_model_option, add_tagger_options, run_command
 
@@ -34,7 +34,9 @@ def main(argv: list[str]) -> None:
     if args.command == "export":
         export(client, args.url, args.project, args.output, args.choices_control)
     elif args.command == "predict":
-        push_predictions(client, args.url, args.project, args.model, args.model_version)
+        if args.next_batch < 0:
+            raise UserError(f"--next_batch {args.next_batch}: give 0 (no tab) or more")
+        push_predictions(client, args.url, args.project, args.model, args.model_version, args.next_batch)
     else:
         tasks = json.loads(args.tasks.read_text(encoding="utf-8"))
         project_id = (args.project if args.project is not None
@@ -69,6 +71,8 @@ def parser() -> ArgumentParser:
     predicts.add_argument("--project", type=int, required=True, help="Project id.")
     add_model_option(predicts)
     predicts.add_argument("--model_version", help="Name shown in Label Studio (default: the folder name).")
+    predicts.add_argument("--next_batch", type=int, default=NEXT_BATCH,
+                          help=f"Tasks in the `Next to annotate` tab (default {NEXT_BATCH}; 0: no such tab).")
     add_serve_parser(commands)
     return main_parser
 

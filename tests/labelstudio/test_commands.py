@@ -86,13 +86,17 @@ def test_predictions_go_back_with_scores_and_a_least_certain_first_tab(server, k
     view = [v for v in client.views.list(project=project_id) if "run-1" in v.data["title"]][0]
     ordered = [t.predictions_score for t in client.tasks.list(project=project_id, view=view.id, fields="all")]
     assert ordered == sorted(ordered) and len(ordered) == 12
+    next_view = [v for v in client.views.list(project=project_id) if v.data["title"] == "Next to annotate (run-1)"][0]
+    batch = list(client.tasks.list(project=project_id, view=next_view.id, fields="all"))
+    assert sorted(t.id for t in batch) == sorted(t.id for t in tasks[10:])  # the two no one annotated
+    assert [t.predictions_score for t in batch] == sorted(t.predictions_score for t in batch)
 
 
 def test_pushing_a_version_again_replaces_its_predictions_and_keeps_other_versions(server, keys, project, smoke_model):
     project_id, tasks, _ = project
-    for version in ("run-1", "run-2", "run-2"):
+    for version, batch in (("run-1", "100"), ("run-2", "100"), ("run-2", "1")):
         result = cli(server, keys[0], "predict", "--project", str(project_id), "--model", str(smoke_model),
-                     "--model-version", version)
+                     "--model-version", version, "--next-batch", batch)
         assert result.returncode == 0, result.stderr
     assert "replacing 12 earlier ones" in result.stderr
     client = LabelStudio(base_url=server.url, api_key=keys[0])
@@ -100,6 +104,10 @@ def test_pushing_a_version_again_replaces_its_predictions_and_keeps_other_versio
         assert sorted(p.model_version for p in client.predictions.list(task=task.id)) == ["run-1", "run-2"]
     titles = [v.data["title"] for v in client.views.list(project=project_id)]
     assert titles.count("Least certain first (run-2)") == 1 and titles.count("Least certain first (run-1)") == 1
+    assert titles.count("Next to annotate (run-2)") == 1 and titles.count("Next to annotate (run-1)") == 1
+    next_view = [v for v in client.views.list(project=project_id) if v.data["title"] == "Next to annotate (run-2)"][0]
+    batch = [t.id for t in client.tasks.list(project=project_id, view=next_view.id)]
+    assert len(batch) == 1 and batch[0] in {t.id for t in tasks[10:]}  # the second push's batch of one
 
 
 def test_the_key_is_never_printed_or_written(server, keys, project, tmp_path):
