@@ -46,7 +46,7 @@ def embed(texts: list[str], cache: dict | None = None) -> np.ndarray:
     missing = [text for text in dict.fromkeys(texts) if text not in cache]
     if missing:
         cache.update(zip(missing, sentence_encoder().encode(missing, batch_size=64, normalize_embeddings=True)))
-    return np.stack([cache[text] for text in texts]) if texts else np.zeros((0, 0))
+    return np.stack([cache[text] for text in texts])
 
 
 @functools.cache
