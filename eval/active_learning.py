@@ -1,7 +1,7 @@
 """python -m eval.active_learning --config configs/news.yaml [--round_recipe probe] [--seeds 3]
     [--start 50] [--step 50] [--budget 2000] [--output_dir models/active-learning] [training options]
 
-Does annotating the least certain sentences first save annotations? A simulation on annotated
+Which order of annotation saves annotations? A simulation on annotated
 data, as a project would go: the articles are split as eval.learning_curve splits them (a pool,
 dev and test articles); each run starts from --start sentences drawn at random from the pool, and
 each round trains the recipe on what is annotated so far, scores the test articles and then adds
