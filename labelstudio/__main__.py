@@ -30,12 +30,12 @@ def main(argv: list[str]) -> None:
         return serve(args)
     if not args.url:
         raise UserError("no Label Studio address: pass --url or set LABEL_STUDIO_URL")
+    if args.command == "predict" and args.next_batch < 0:
+        raise UserError(f"--next_batch {args.next_batch}: give 0 (no tab) or more tasks")
     client = connect(args.url, args.api_key)
     if args.command == "export":
         export(client, args.url, args.project, args.output, args.choices_control)
     elif args.command == "predict":
-        if args.next_batch < 0:
-            raise UserError(f"--next_batch {args.next_batch}: give 0 (no tab) or more")
         push_predictions(client, args.url, args.project, args.model, args.model_version, args.next_batch)
     else:
         tasks = json.loads(args.tasks.read_text(encoding="utf-8"))

@@ -83,7 +83,7 @@ def test_predictions_go_back_with_scores_and_a_least_certain_first_tab(server, k
     assert len(predictions) == 12 and {p.model_version for p in predictions} == {"run-1"}
     assert all(0 <= p.score <= 1 for p in predictions)
     assert all(c in LABELS for p in predictions for r in p.result for c in r["value"]["choices"])
-    view = [v for v in client.views.list(project=project_id) if "run-1" in v.data["title"]][0]
+    view = [v for v in client.views.list(project=project_id) if v.data["title"] == "Least certain first (run-1)"][0]
     ordered = [t.predictions_score for t in client.tasks.list(project=project_id, view=view.id, fields="all")]
     assert ordered == sorted(ordered) and len(ordered) == 12
     next_view = [v for v in client.views.list(project=project_id) if v.data["title"] == "Next to annotate (run-1)"][0]
@@ -108,6 +108,14 @@ def test_pushing_a_version_again_replaces_its_predictions_and_keeps_other_versio
     next_view = [v for v in client.views.list(project=project_id) if v.data["title"] == "Next to annotate (run-2)"][0]
     batch = [t.id for t in client.tasks.list(project=project_id, view=next_view.id)]
     assert len(batch) == 1 and batch[0] in {t.id for t in tasks[10:]}  # the second push's batch of one
+
+
+def test_a_negative_next_batch_is_one_line_before_any_request(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "labelstudio", "predict", "--url", "http://127.0.0.1:9",
+                             "--project", "1", "--model", str(tmp_path), "--next-batch", "-1"],
+                            cwd=REPO, capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": "x"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: --next_batch -1: give 0 (no tab) or more tasks"
 
 
 def test_the_key_is_never_printed_or_written(server, keys, project, tmp_path):
