@@ -3,7 +3,7 @@ project's labeling config, model predictions pushed back for annotators, and the
 
 python -m labelstudio import  --url URL (--title NAME [--label_config FILE] | --project ID) --tasks data/seed_tasks.json
 python -m labelstudio export  --url URL --project ID --output FILE
-python -m labelstudio predict --url URL --project ID --model models/NAME
+python -m labelstudio predict --url URL --project ID --model models/NAME [--next_batch 100]
 python -m labelstudio serve   --model models/NAME [--config configs/X.yaml] [--port 9090]
 
 The address is read from LABEL_STUDIO_URL or --url, the API key (a personal access token) from
