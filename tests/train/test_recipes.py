@@ -54,6 +54,13 @@ def test_min_steps_lengthens_a_short_run_and_leaves_a_long_one():
     assert max_steps(config("--min_steps", "60", "--max_steps", "5"), 100) == 5  # max_steps is max_steps
 
 
+def test_the_small_recipe_trains_three_epochs_where_they_are_more_than_its_minimum_steps():
+    small, _ = recipes.resolve(config("--recipe", "small", "--per_device_train_batch_size", "16"), 1000)
+    assert max_steps(small, 100) == small.min_steps == 60  # 7 steps an epoch
+    # 63 steps an epoch: one pass over 1,000 sentences under-trained (docs/results.md), three epochs decide
+    assert max_steps(small, 1000) == -1 and small.num_train_epochs == 3
+
+
 def test_the_probe_head_gives_the_logistic_regressions_scores():
     torch.manual_seed(0)
     tasks = json.loads(SEED_EXPORT.read_text())[:80]
