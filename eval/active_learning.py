@@ -20,7 +20,8 @@ annotations each seed needed to reach it (mean over seeds), and the test macro-F
 
 Recipes: probe (frozen sentence embeddings + class-weighted logistic regression: seconds a round),
 or small / finetune / auto (`python -m train --recipe ...`: minutes a round on a CPU).
-Writes runs.jsonl (one line per round, appended; a rerun continues) and active_learning.md.
+Writes runs.jsonl (one line per round, appended; a rerun continues from the rounds of the same
+recipe) and active_learning.md.
 """
 
 import dataclasses
@@ -80,7 +81,8 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
         raise UserError(f"--start must be between 1 and the pool's {len(harness.pool)} sentences, --step at least 1")
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_file = output_dir / "runs.jsonl"
-    done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file)}
+    # A rerun goes on from the rounds of the same recipe; another recipe's rounds stay in the file.
+    done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file) if r["recipe"] == recipe}
     embeddings = {}  # text -> sentence embedding, for the diverse strategy
 
     def round_row(strategy, seed, annotated):

@@ -76,6 +76,15 @@ def test_the_report_counts_the_annotations_to_the_target_and_a_rerun_trains_noth
     assert (output / "runs.jsonl").read_text() == before
 
 
+def test_a_rerun_with_another_recipe_trains_that_recipe_and_keeps_the_first_ones_rounds(tmp_path):
+    output = tmp_path / "active"
+    simulate(probe_config(output), "probe", 1, START, STEP, START)
+    text = simulate(probe_config(output), "small:max_steps=1", 1, START, STEP, START)
+    rows = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    assert sorted(r["recipe"] for r in rows if r["strategy"] == "least-certain") == ["probe", "small:max_steps=1"]
+    assert "small:max_steps=1" in text
+
+
 def test_diverse_takes_one_sentence_from_each_cluster_of_the_least_certain():
     """Three tight groups; the three least certain candidates all lie in the first: least-certain
     would take all three from it, diverse takes one from each group."""
