@@ -20,8 +20,8 @@ annotations each seed needed to reach it (mean over seeds), and the test macro-F
 
 Recipes: probe (frozen sentence embeddings + class-weighted logistic regression: seconds a round),
 or small / finetune / auto (`python -m train --recipe ...`: minutes a round on a CPU).
-Writes runs.jsonl (one line per round, appended; a rerun continues from the rounds of the same
-recipe) and active_learning.md.
+Writes runs.jsonl (one line per round with its training options, appended; a rerun continues from
+the rounds of the same recipe and options) and active_learning.md.
 """
 
 import dataclasses
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.learning_curve import TRAINED, Harness, Run, baseline_scores, parse_recipe, trained_scores
+from eval.learning_curve import TRAINED, Harness, Run, baseline_scores, parse_recipe, run_settings, trained_scores
 from labelstudio.predictions import certainty
 from labelstudio.selection import next_batch
 from tagger.artifacts import write_text_atomic
@@ -46,14 +46,13 @@ STRATEGIES = ("least-certain", "diverse", "random")
 TARGET = 0.95  # of the full pool's macro-F1
 
 
-def scored(harness: Harness, recipe: str, annotated: np.ndarray, seed: int, name: str, output_dir: Path):
-    """(test macro-F1, certainty of each pool sentence) of the recipe trained on `annotated` (a
-    trained recipe's run folder is named after `name`)."""
-    recipe_name, overrides = parse_recipe(recipe)
+def scored(harness: Harness, recipe: str, annotated: np.ndarray, seed: int, output_dir: Path):
+    """(test macro-F1, certainty of each pool sentence) of the recipe trained on `annotated`."""
+    recipe_name, _ = parse_recipe(recipe)
     harness.parts["pool"] = harness.pool  # scored with dev and test: the next round chooses from it
     if recipe_name in TRAINED:
-        scores, thresholds = trained_scores(harness, annotated, Run(len(annotated), seed, f"{recipe}-{name}"),
-                                            recipe_name, overrides, output_dir, parts=("test", "pool"))
+        scores, thresholds = trained_scores(harness, annotated, Run(len(annotated), seed, recipe), output_dir,
+                                            parts=("test", "pool"))
     else:
         scores, thresholds = baseline_scores(harness, annotated, recipe_name, seed, parts=("test", "pool"))
     labels = harness.data.schema.labels
@@ -81,17 +80,23 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
         raise UserError(f"--start must be between 1 and the pool's {len(harness.pool)} sentences, --step at least 1")
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_file = output_dir / "runs.jsonl"
-    # A rerun goes on from the rounds of the same recipe; another recipe's rounds stay in the file.
-    done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file) if r["recipe"] == recipe}
+
+    def round_settings(seed, annotated: int):
+        return run_settings(config, Run(annotated, seed, recipe))
+
+    # A rerun goes on from the rounds of the same recipe trained with the same options; other
+    # rounds stay in the file.
+    done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file)
+            if r["recipe"] == recipe and r.get("settings") == round_settings(r["seed"], r["annotated"])}
     embeddings = {}  # text -> sentence embedding, for the diverse strategy
 
     def round_row(strategy, seed, annotated):
         key = (strategy, seed, len(annotated))
         if key not in done:
-            f1, pool_certainty = scored(harness, recipe, annotated, seed, f"{strategy}-{seed}-{len(annotated)}",
-                                        output_dir)
+            f1, pool_certainty = scored(harness, recipe, annotated, seed, output_dir)
             done[key] = {"strategy": strategy, "seed": seed, "annotated": len(annotated), "recipe": recipe,
-                         "test_macro_f1": f1, "tasks": [harness.sentences[i].task for i in annotated],
+                         "settings": round_settings(seed, len(annotated)), "test_macro_f1": f1,
+                         "tasks": [harness.sentences[i].task for i in annotated],
                          "pool_certainty": np.round(pool_certainty, 5).tolist()}
             with rows_file.open("a") as rows:
                 rows.write(json.dumps(done[key]) + "\n")

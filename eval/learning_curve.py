@@ -17,7 +17,8 @@ Recipes:
                           on the same encoder
 A recipe may carry training options: `small:learning_rate=5e-5,min_steps=150`.
 
-Writes runs.jsonl (one line per run, appended as each finishes, so a rerun skips what is done),
+Writes runs.jsonl (one line per run with its training options, appended as each finishes, so a
+rerun skips what is done with the same options),
 scores.npz (each run's dev and test scores), learning_curve.md (mean ± std over draws) and
 learning_curve.png. A draw in which a label has no sentence cannot train the fine-tuning recipes:
 that run is recorded as failed, with the reason, and counted in the table.
@@ -43,7 +44,7 @@ from eval.plots import learning_curve_plot
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command
 from tagger.metrics import apply_thresholds, report
-from train.config import TrainConfig, checked, config_parser, parse_config
+from train.config import MACHINE_DEFAULTS, TrainConfig, checked, config_parser, options, parse_config
 from tagger.predictor import Tagger
 from train import recipes
 from train.data import load_data
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 TRAINED = ("small", "finetune", "auto")
 BASELINES = ("probe", "setfit")
+# Where a run's model goes and the machine's defaults do not change what it learns.
+WHERE_AND_MACHINE = ("output_dir", "overwrite_output_dir", *MACHINE_DEFAULTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,13 +131,13 @@ def run_one(run: Run, output_dir: Path) -> dict:
     """Train and score one run; a UserError (a draw that cannot train) becomes a failed row."""
     harness = HARNESS
     drawn = harness.draw(run.size, run.draw)
-    name, overrides = parse_recipe(run.recipe)
+    name, _ = parse_recipe(run.recipe)
     row = {"run": run.name, "size": run.size, "draw": run.draw, "recipe": run.recipe,
-           "drawn_tasks": [harness.sentences[i].task for i in drawn]}
+           "settings": run_settings(harness.config, run), "drawn_tasks": [harness.sentences[i].task for i in drawn]}
     started = time.perf_counter()
     try:
         if name in TRAINED:
-            scores, thresholds = trained_scores(harness, drawn, run, name, overrides, output_dir)
+            scores, thresholds = trained_scores(harness, drawn, run, output_dir)
         else:
             scores, thresholds = baseline_scores(harness, drawn, name, run.draw)
     except UserError as error:
@@ -151,14 +154,29 @@ def run_one(run: Run, output_dir: Path) -> dict:
     return row
 
 
-def trained_scores(harness: Harness, drawn, run: Run, name: str, overrides: dict, output_dir: Path,
-                   parts=("validation", "test")):
+def run_config(config, run: Run, output_dir: Path) -> TrainConfig:
+    """The options a run trains with: `python -m train --recipe NAME` on a draw of run.size
+    (a baseline's: the config's, with the run's seed)."""
+    name, overrides = parse_recipe(run.recipe)
+    config = dataclasses.replace(config, seed=config.seed + run.draw, output_dir=str(output_dir / "runs" / run.name),
+                                 overwrite_output_dir=True, int8_margins=False)  # scored in fp32
+    if name in BASELINES:
+        return config
+    config, _ = recipes.resolve(dataclasses.replace(config, recipe=name), run.size)
+    return dataclasses.replace(config, **overrides)
+
+
+def run_settings(config, run: Run) -> dict:
+    """What a run's scores depend on besides its draw, as stored with its row: a rerun reuses a
+    row only where they are the same (a recipe whose settings changed trains again)."""
+    settings = options(run_config(config, run, Path()))
+    return json.loads(json.dumps({key: value for key, value in yaml.safe_load(yaml.safe_dump(settings)).items()
+                                  if key not in WHERE_AND_MACHINE}))
+
+
+def trained_scores(harness: Harness, drawn, run: Run, output_dir: Path, parts=("validation", "test")):
     """`python -m train --recipe NAME` on the draw; fp32 scores of the parts (dev and test) from the saved folder."""
-    config = dataclasses.replace(harness.config, recipe=name, seed=harness.config.seed + run.draw,
-                                 output_dir=str(output_dir / "runs" / run.name), overwrite_output_dir=True,
-                                 int8_margins=False)  # scored in fp32
-    config, _ = recipes.resolve(config, len(drawn))
-    config = dataclasses.replace(config, **overrides)
+    config = run_config(harness.config, run, output_dir)
     train, validation = split_off_validation(drawn, harness.groups, harness.strata, config.validation_fraction,
                                              config.split_seed)
     splits = as_splits(harness.sentences, harness.data.schema, train, validation, harness.parts["test"])
@@ -189,12 +207,13 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) ->
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_file = output_dir / "runs.jsonl"
-    done = {row["run"]: row for row in read_rows(rows_file)}
     # Draw by draw, so that an interrupted curve has every size.
-    todo = [Run(size, draw, recipe) for draw in range(draws) for size in sizes for recipe in recipes_
-            if Run(size, draw, recipe).name not in done]
-    log.info("Pool %d, dev %d, test %d sentences; %d runs to go, %d done before", len(harness.pool),
-             len(harness.parts["validation"]), len(harness.parts["test"]), len(todo), len(done))
+    wanted = [Run(size, draw, recipe) for draw in range(draws) for size in sizes for recipe in recipes_]
+    done, stale = reusable_rows(read_rows(rows_file), wanted, config)
+    todo = [run for run in wanted if run.name not in done]
+    log.info("Pool %d, dev %d, test %d sentences; %d runs to go, %d done before%s", len(harness.pool),
+             len(harness.parts["validation"]), len(harness.parts["test"]), len(todo), len(done),
+             f" ({stale} trained with other settings train again)" if stale else "")
     for row in run_all(todo, config, output_dir, jobs):
         done[row["run"]] = row
         with rows_file.open("a") as out:
@@ -224,6 +243,15 @@ def run_all(todo: list[Run], config, output_dir: Path, jobs: int):
                                                 initializer=start_worker, initargs=(config, threads)) as pool:
         for future in concurrent.futures.as_completed([pool.submit(run_one, run, output_dir) for run in todo]):
             yield future.result()
+
+
+def reusable_rows(rows: list[dict], wanted: list[Run], config) -> tuple[dict, int]:
+    """({run name: row} of the wanted runs done before with the same settings, how many were done
+    with other settings); the file keeps every row."""
+    wanted = {run.name: run for run in wanted}
+    rows = [row for row in rows if row["run"] in wanted]
+    same = {row["run"]: row for row in rows if row.get("settings") == run_settings(config, wanted[row["run"]])}
+    return same, len({row["run"] for row in rows} - set(same))
 
 
 def read_rows(path: Path) -> list[dict]:
