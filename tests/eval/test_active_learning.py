@@ -13,7 +13,7 @@ from conftest import REPO
 from labelstudio.selection import spread_out
 from eval.active_learning import STRATEGIES, simulate
 from tagger.cli import UserError
-from train import recipes
+from train.recipes import SMALL
 from train.config import load_config
 from train.model import packaged_encoder_path
 
@@ -89,7 +89,7 @@ def test_a_rerun_with_another_recipe_trains_that_recipe_and_keeps_the_first_ones
 def test_a_rerun_trains_again_the_rounds_of_a_recipe_that_changed_since(tmp_path, monkeypatch):
     output = tmp_path / "active"
     simulate(probe_config(output), "small:max_steps=1", 1, START, STEP, START)
-    monkeypatch.setattr(recipes, "SMALL", {**recipes.SMALL, "learning_rate": 5e-5})
+    monkeypatch.setattr("train.recipes.SMALL", {**SMALL, "learning_rate": 5e-5})
     simulate(probe_config(output), "small:max_steps=1", 1, START, STEP, START)
     rows = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
     assert [r["settings"]["learning_rate"] for r in rows if r["strategy"] == "least-certain"] == [1e-4, 5e-5]

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 from eval.learning_curve import learning_curve, parse_recipe
 from tagger.cli import UserError
-from train import recipes
+from train.recipes import SMALL
 from train.config import load_config
 
 # Fast recipes on the tiny model: the harness is under test, not the recipes' quality.
@@ -62,7 +62,7 @@ def test_a_rerun_trains_again_a_run_whose_recipe_changed_since(curve, tmp_path, 
     (tmp_path / "runs.jsonl").write_text((output / "runs.jsonl").read_text())
     learning_curve(seed_config(tmp_path), [30], 1, RECIPES[:1], jobs=1)
     assert len(rows(tmp_path)) == len(rows(output))  # the same settings: nothing trained
-    monkeypatch.setattr(recipes, "SMALL", {**recipes.SMALL, "learning_rate": 5e-5})
+    monkeypatch.setattr("train.recipes.SMALL", {**SMALL, "learning_rate": 5e-5})
     learning_curve(seed_config(tmp_path), [30], 1, RECIPES[:1], jobs=1)
     new = rows(tmp_path)[len(rows(output)):]
     assert [(r["run"], r["settings"]["learning_rate"]) for r in new] == [(f"30-0-{RECIPES[0]}", 5e-5)]
