@@ -4,7 +4,7 @@ project's labeling config, model predictions pushed back for annotators, and the
 python -m labelstudio import  --url URL (--title NAME [--label_config FILE] | --project ID) --tasks data/seed_tasks.json
 python -m labelstudio export  --url URL --project ID --output FILE
 python -m labelstudio predict --url URL --project ID --model models/NAME [--next_batch 100]
-python -m labelstudio serve   --model models/NAME [--config configs/X.yaml] [--port 9090]
+python -m labelstudio serve   --model models/NAME [--config configs/X.yaml] [--port 9090] [--next_batch 100]
 
 The address is read from LABEL_STUDIO_URL or --url, the API key (a personal access token) from
 LABEL_STUDIO_API_KEY or --api_key. The key is never printed, logged or written: errors name the
@@ -25,13 +25,13 @@ from tagger.cli import ArgumentParser, UserError, add_model_option, add_tagger_o
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
+    if getattr(args, "next_batch", 0) < 0:
+        raise UserError(f"--next_batch {args.next_batch}: give 0 (no tab) or more tasks")
     if args.command == "serve":
         from labelstudio.backend import serve  # Flask and torch only for this command
         return serve(args)
     if not args.url:
         raise UserError("no Label Studio address: pass --url or set LABEL_STUDIO_URL")
-    if args.command == "predict" and args.next_batch < 0:
-        raise UserError(f"--next_batch {args.next_batch}: give 0 (no tab) or more tasks")
     client = connect(args.url, args.api_key)
     if args.command == "export":
         export(client, args.url, args.project, args.output, args.choices_control)
@@ -92,6 +92,9 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--train_every", type=int, default=0,
                        help="Also train after this many new or updated annotations (default: 0, only when "
                             "Start Training is pressed).")
+    serve.add_argument("--next_batch", type=int, default=NEXT_BATCH,
+                       help=f"Tasks in the project's `Next to annotate` tab, refreshed whenever training switches "
+                            f"models (default {NEXT_BATCH}; 0: no such tab).")
     serve.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: 127.0.0.1, this machine "
                                                            "only; 0.0.0.0 for every interface).")
     serve.add_argument("--port", type=int, default=9090, help="Port (default: 9090, as Label Studio's backends).")

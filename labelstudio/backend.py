@@ -206,7 +206,7 @@ def serve(args) -> None:
             raise UserError(f"{path}: no such file (--config / --data_files of serve)")
     serving = Serving(args.model, lambda model_dir: tagger_from(args, model_dir))
     retraining = Retraining(serving, args.config.resolve(), [path.resolve() for path in args.data_files],
-                            os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY"))
+                            os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY"), args.next_batch)
     app = create_app(serving, retraining, args.train_every, auth)
     log.info("Serving %s on http://%s:%d (basic auth %s; training with %s)", serving.model_dir, args.host, args.port,
              "on" if auth else "off", args.config)

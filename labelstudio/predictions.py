@@ -98,23 +98,30 @@ def add_least_certain_tab(client: LabelStudio, url: str, project_id: int, versio
     call(url, client.views.create, project=project_id, data=view)
 
 
-def add_next_batch_tab(client: LabelStudio, url: str, project_id: int, version: str, open_tasks, size: int) -> None:
+def add_next_batch_tab(client: LabelStudio, url: str, project_id: int, version: str, open_tasks, size: int,
+                       replaces: str | None = None) -> str:
     """A tab with the tasks to annotate next (`open_tasks`: id, text and certainty of those no one
-    has annotated; labelstudio.selection picks), least certain first. A tab of that version from an
-    earlier push is replaced: the batch follows the model."""
+    has annotated; labelstudio.selection picks), least certain first; returns its title. A tab of
+    that version from an earlier push, and of the version `replaces`, goes: the batch follows the model."""
     from labelstudio.selection import next_batch  # scikit-learn and the sentence encoder only here
 
     ids, texts, certainty = zip(*open_tasks)
     chosen = [ids[i] for i in next_batch(np.array(certainty), list(texts), size, np.random.default_rng(0))]
-    title = f"Next to annotate ({version})"
+    title = next_batch_title(version)
     view = {"title": title, "ordering": ["tasks:predictions_score"], "filters": {"conjunction": "or", "items": [
         {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": task_id} for task_id in chosen]}}
-    earlier = [v.id for v in call(url, client.views.list, project=project_id) if (v.data or {}).get("title") == title]
+    gone = {title, next_batch_title(replaces)} if replaces else {title}
+    earlier = [v.id for v in call(url, client.views.list, project=project_id) if (v.data or {}).get("title") in gone]
     call(url, client.views.create, project=project_id, data=view)
     for view_id in earlier:
         call(url, client.views.delete, id=view_id)
     log.info("Tab %r: the %d tasks to annotate next, of %d that no one has annotated", title, len(chosen),
              len(open_tasks))
+    return title
+
+
+def next_batch_title(version: str) -> str:
+    return f"Next to annotate ({version})"
 
 
 def push_page(client, url, project_id, tagger, schema: LabelSchema, tasks, version) -> list[dict]:

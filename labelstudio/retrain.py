@@ -5,7 +5,8 @@ project's labeling config, saved beside the export: a project whose labels chang
 with its new labels.
 
 One run at a time. Every outcome is a `last_training` record (see `Retraining.start`); a run
-that fails for any reason leaves the serving model as it was.
+that fails for any reason leaves the serving model as it was. A run that switches models refreshes
+the project's `Next to annotate` tab with the new model, as `python -m labelstudio predict` makes it.
 """
 
 import logging
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labelstudio.client import call, connect
+from labelstudio.client import PAGE, call, connect, iterate
+from labelstudio.predictions import NEXT_BATCH, add_next_batch_tab, pages
 from labelstudio.projects import config_path, export, project_control
 from tagger.cli import UserError
 from tagger.metrics import apply_thresholds, report
@@ -30,9 +32,10 @@ log = logging.getLogger(__name__)
 class Retraining:
     """Starts and tracks training runs for a `Serving` model (labelstudio/backend.py)."""
 
-    def __init__(self, serving, config: Path, extra_data: list[Path], url: str | None, api_key: str | None):
+    def __init__(self, serving, config: Path, extra_data: list[Path], url: str | None, api_key: str | None,
+                 next_batch: int = NEXT_BATCH):
         self.serving, self.config, self.extra_data = serving, config, extra_data
-        self.url, self.api_key = url, api_key
+        self.url, self.api_key, self.next_batch = url, api_key, next_batch
         self.last: dict | None = None  # the last run's record, for GET /metrics
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
@@ -54,13 +57,15 @@ class Retraining:
         return True
 
     def run(self, project_id: int, version: str) -> None:
+        replaced = self.serving.version
         try:
             record = self.train_and_compare(project_id, version)
         except Exception as error:  # whatever went wrong, the serving model stays
-            reason = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            record = {"status": "failed", "reason": reason.splitlines()[0] if reason else type(error).__name__}
+            record = {"status": "failed", "reason": one_line(error)}
             if not isinstance(error, UserError):
                 log.exception("Training %s failed", version)
+        if record["status"] == "switched" and self.next_batch:
+            record["next_to_annotate"] = self.next_to_annotate(project_id, replaced)
         self.last = {**self.last, **record}
         log.info("Training %s: %s (%s)", version, self.last["status"], self.last["reason"])
 
@@ -107,6 +112,41 @@ class Retraining:
                                                 f"every sentence): switched to the model trained on {trained} sentences, "
                                                 f"more than the serving model's "
                                                 f"{'unknown number' if serving is None else len(serving)}"}
+
+    def next_to_annotate(self, project_id: int, replaced: str) -> dict:
+        """The project's `Next to annotate` tab, chosen by the model just switched in (the order that
+        saved annotations in eval.active_learning's simulation), in place of the replaced model's
+        tab. A failure here is logged and recorded; the switch stands."""
+        try:
+            client = connect(self.url, self.api_key)
+            open_tasks = self.scored_open_tasks(client, project_id)
+            if not open_tasks:
+                return {"tab": None, "tasks": 0, "open_tasks": 0}
+            title = add_next_batch_tab(client, self.url, project_id, self.serving.version, open_tasks,
+                                       self.next_batch, replaced)
+            return {"tab": title, "tasks": min(self.next_batch, len(open_tasks)), "open_tasks": len(open_tasks)}
+        except Exception as error:
+            log.warning("The Next to annotate tab of project %s was not refreshed: %s", project_id, one_line(error),
+                        exc_info=not isinstance(error, UserError))
+            return {"failed": one_line(error)}
+
+    def scored_open_tasks(self, client, project_id: int) -> list[tuple]:
+        """(id, text, certainty) of the project's tasks that no one has annotated, scored by the
+        serving model page by page, so that /predict requests take turns with it."""
+        label_config = call(self.url, client.projects.get, id=project_id).label_config
+        text_field = self.serving.schema_for(label_config, project_id).text_field
+        scored = []
+        tasks = call(self.url, client.tasks.list, project=project_id, page_size=PAGE, fields="all")
+        for page in pages(iterate(self.url, tasks), PAGE):
+            page = [{"id": task.id, "data": task.data} for task in page if not task.is_labeled]
+            rows = self.serving.predictions(page, label_config, project_id) if page else []
+            scored += [(task["id"], task["data"][text_field], row["score"]) for task, row in zip(page, rows)]
+        return scored
+
+
+def one_line(error: Exception) -> str:
+    reason = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    return reason.splitlines()[0] if reason.strip() else type(error).__name__
 
 
 def train(config: Path, data_files: list[Path], output_dir: Path, log_file: Path, options: list[str]) -> None:

@@ -18,7 +18,9 @@ import requests
 import labelstudio_server
 from conftest import LABELS, REPO, SEED_EXPORT
 from ml_backend import annotated_seed_project, connect, retrieve_predictions, start_backend
+from labelstudio.backend import Serving
 from labelstudio.predictions import certainty
+from labelstudio.retrain import Retraining
 from tagger.predictor import Tagger
 
 LABEL_CONFIG = (REPO / "data" / "label_config.xml").read_text()
@@ -146,6 +148,14 @@ def weak_copy(model: Path, folder: Path) -> Path:
     shutil.copytree(model, weak)
     (weak / "thresholds.json").write_text(json.dumps({label: 1.01 for label in LABELS}))
     return weak
+
+
+def test_a_next_batch_tab_that_cannot_be_refreshed_is_one_line_in_the_record_not_a_failed_run(smoke_model):
+    serving = Serving(smoke_model, lambda model_dir: Tagger(model_dir, mode="fp32"))
+    unreachable = f"http://127.0.0.1:{labelstudio_server.free_port()}"
+    retraining = Retraining(serving, REPO / "configs/smoke.yaml", [], unreachable, "a-key")
+    outcome = retraining.next_to_annotate(1, "earlier-model")
+    assert outcome == {"failed": f"{unreachable}: cannot reach Label Studio (ConnectError)"}
 
 
 @pytest.mark.labelstudio
@@ -306,9 +316,10 @@ def test_load_check_predictions_while_training(client, smoke_model, run_backend,
 
 
 def first_annotations_project(client, title: str) -> tuple[int, list[dict]]:
-    """A new project's first six annotations: one or two sentences per label and one without."""
+    """A new project's first six annotations: one or two sentences per label and one without; the
+    other seed sentences are its tasks that no one has annotated yet."""
     gold = json.loads((REPO / "data/seed_labels.json").read_text())
-    wanted, tasks = {"withdrawal": 2, "strike": 1, "evacuation": 1, "atrocity_claim": 1, "": 1}, []
+    wanted, tasks, open_tasks = {"withdrawal": 2, "strike": 1, "evacuation": 1, "atrocity_claim": 1, "": 1}, [], []
     for task in json.loads((REPO / "data/seed_tasks.json").read_text()):
         labels = gold[task["data"]["sentence_id"]]
         key = labels[0] if len(labels) == 1 else "" if not labels else None
@@ -317,13 +328,15 @@ def first_annotations_project(client, title: str) -> tuple[int, list[dict]]:
             tasks.append({**task, "annotations": [{"result": [
                 {"from_name": "event", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
                 if labels else []}]})
+        else:
+            open_tasks.append(task)
     project_id = client.projects.create(title=title, label_config=LABEL_CONFIG).id
-    client.projects.import_tasks(id=project_id, request=tasks)
+    client.projects.import_tasks(id=project_id, request=tasks + open_tasks)
     return project_id, tasks
 
 
 @pytest.mark.labelstudio
-def test_start_training_on_six_annotations_trains_with_the_small_recipe(client, run_backend, label_studio_env,
+def test_start_training_on_six_annotations_trains_with_the_small_recipe_and_picks_the_next_batch(client, run_backend, label_studio_env,
                                                                        tmp_path):
     """No test split can be held out of six sentences: the candidate trains on all of them and
     serves, having learned from more annotations than the serving model (four of the six)."""
@@ -339,7 +352,8 @@ def test_start_training_on_six_annotations_trains_with_the_small_recipe(client, 
                               "--output_dir", str(serving)], cwd=REPO,
                              capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    backend = run_backend(serving, "--config", str(config), env=label_studio_env)
+    backend = run_backend(serving, "--config", str(config), "--next_batch", "5", env=label_studio_env)
+    client.views.create(project=project_id, data={"title": "Next to annotate (four-annotations)"})
     client.ml.train(id=connect(client, project_id, backend))
     last = backend.last_training()
     assert last["status"] == "switched", last
@@ -348,3 +362,19 @@ def test_start_training_on_six_annotations_trains_with_the_small_recipe(client, 
     assert json.loads((candidate / "run_info.json").read_text())["split_sizes"] == {"train": 6, "validation": 0,
                                                                                      "test": 0}
     assert backend.get("/metrics").json()["model_version"] == last["model_version"]
+    assert_next_batch_follows_the_new_model(client, project_id, candidate, last)
+
+
+def assert_next_batch_follows_the_new_model(client, project_id: int, candidate: Path, last: dict) -> None:
+    """The switch refreshed the `Next to annotate` tab: five tasks no one annotated, among the 50
+    (ten times five) that the new model is least certain about; the old model's tab is gone."""
+    title = f"Next to annotate ({last['model_version']})"
+    assert last["next_to_annotate"] == {"tab": title, "tasks": 5, "open_tasks": 159}, last
+    views = {view.data["title"]: view.id for view in client.views.list(project=project_id)}
+    assert "Next to annotate (four-annotations)" not in views
+    open_tasks = {task.id: task.data["text"] for task in client.tasks.list(project=project_id) if not task.is_labeled}
+    tagger = Tagger(candidate, mode="fp32")
+    certain = dict(zip(open_tasks, certainty(tagger.scores(list(open_tasks.values())), tagger.thresholds)))
+    fiftieth = sorted(certain.values())[49]
+    batch = [task.id for task in client.tasks.list(project=project_id, view=views[title])]
+    assert len(batch) == 5 and all(certain[task_id] <= fiftieth + 1e-4 for task_id in batch), (batch, certain)

@@ -110,9 +110,10 @@ def test_pushing_a_version_again_replaces_its_predictions_and_keeps_other_versio
     assert len(batch) == 1 and batch[0] in {t.id for t in tasks[10:]}  # the second push's batch of one
 
 
-def test_a_negative_next_batch_is_one_line_before_any_request(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "labelstudio", "predict", "--url", "http://127.0.0.1:9",
-                             "--project", "1", "--model", str(tmp_path), "--next-batch", "-1"],
+@pytest.mark.parametrize("command", [["predict", "--url", "http://127.0.0.1:9", "--project", "1"], ["serve"]])
+def test_a_negative_next_batch_is_one_line_before_any_request(tmp_path, command):
+    result = subprocess.run([sys.executable, "-m", "labelstudio", *command, "--model", str(tmp_path),
+                             "--next-batch", "-1"],
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, "LABEL_STUDIO_API_KEY": "x"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "error: --next_batch -1: give 0 (no tab) or more tasks"
