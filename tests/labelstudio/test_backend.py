@@ -336,8 +336,8 @@ def first_annotations_project(client, title: str) -> tuple[int, list[dict]]:
 
 
 @pytest.mark.labelstudio
-def test_start_training_on_six_annotations_trains_with_the_small_recipe_and_picks_the_next_batch(client, run_backend, label_studio_env,
-                                                                       tmp_path):
+def test_start_training_on_six_annotations_trains_with_the_small_recipe_and_picks_the_next_batch(
+        client, run_backend, label_studio_env, tmp_path):
     """No test split can be held out of six sentences: the candidate trains on all of them and
     serves, having learned from more annotations than the serving model (four of the six)."""
     project_id, tasks = first_annotations_project(client, "first annotations")
