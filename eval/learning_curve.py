@@ -1,5 +1,6 @@
 """python -m eval.learning_curve --config configs/news.yaml [--sizes 100 250 500 1000] [--draws 3]
-    [--recipes small finetune probe] [--jobs 1] [--output_dir models/learning-curve] [training options]
+    [--first_draw 0] [--recipes small finetune probe] [--jobs 1] [--output_dir models/learning-curve]
+    [training options]
 
 How each recipe does with N annotated sentences, as a new project would have them. The data's
 articles are split once (split_seed) into a pool, a dev part (validation_fraction) and test
@@ -20,7 +21,9 @@ A recipe may carry training options: `small:learning_rate=5e-5,min_steps=150`.
 Writes runs.jsonl (one line per run with its training options, appended as each finishes, so a
 rerun skips what is done with the same options),
 scores.npz (each run's dev and test scores), learning_curve.md (mean ± std over draws) and
-learning_curve.png. A draw in which a label has no sentence cannot train the fine-tuning recipes:
+learning_curve.png. `--first_draw D` runs and tables draws D to draws - 1 only: a long curve (SetFit
+at 1,000 takes about an hour a draw on 2 cores) can be spread over several runs, as every draw is
+the same whichever runs before it. A draw in which a label has no sentence cannot train the fine-tuning recipes:
 that run is recorded as failed, with the reason, and counted in the table.
 """
 
@@ -198,7 +201,9 @@ def baseline_scores(harness: Harness, drawn, name: str, draw: int, parts=("valid
     return scores, dict.fromkeys(harness.data.schema.labels, 0.5)
 
 
-def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) -> str:
+def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int, first_draw: int = 0) -> str:
+    if not 0 <= first_draw < draws:
+        raise UserError(f"--first_draw {first_draw} must be from 0 to --draws - 1 ({draws - 1})")
     for recipe in recipes_:
         parse_recipe(recipe)  # an unknown recipe stops the command before any run
     harness = Harness(config)
@@ -208,7 +213,7 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) ->
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_file = output_dir / "runs.jsonl"
     # Draw by draw, so that an interrupted curve has every size.
-    wanted = [Run(size, draw, recipe) for draw in range(draws) for size in sizes for recipe in recipes_]
+    wanted = [Run(size, draw, recipe) for draw in range(first_draw, draws) for size in sizes for recipe in recipes_]
     done, stale = reusable_rows(read_rows(rows_file), wanted, config)
     todo = [run for run in wanted if run.name not in done]
     log.info("Pool %d, dev %d, test %d sentences; %d runs to go, %d done before%s", len(harness.pool),
@@ -221,9 +226,9 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int) ->
         log.info("%s: %s", row["run"], row.get("error") or f"test macro-F1 {row['test']['macro_f1']:.3f}, "
                                                           f"{row['seconds']} s")
     shutil.rmtree(output_dir / "runs", ignore_errors=True)  # the runs' models went as they were scored
-    rows = [done[Run(size, draw, recipe).name] for size in sizes for draw in range(draws) for recipe in recipes_]
+    rows = [done[run.name] for run in wanted]
     save_scores(rows, output_dir / "scores.npz")
-    text = markdown(rows, sizes, recipes_, draws)
+    text = markdown(rows, sizes, recipes_, draws - first_draw)
     write_text_atomic(output_dir / "learning_curve.md", text)
     learning_curve_plot(summary(rows, sizes, recipes_, "test"), output_dir / "learning_curve.png")
     return text
@@ -312,6 +317,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 250, 500, 1000],
                         help="Annotated sentences per draw (default 100 250 500 1000).")
     parser.add_argument("--draws", type=int, default=3, help="Random draws per size (default 3).")
+    parser.add_argument("--first_draw", type=int, default=0,
+                        help="Run and table draws from this one on (default 0): spreads a long curve over runs.")
     parser.add_argument("--recipes", nargs="+", default=["small", "finetune", "probe"],
                         help="Recipes to compare on every draw (default small finetune probe).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs at a time, in worker processes (default 1).")
@@ -320,7 +327,8 @@ def main(argv: list[str]) -> None:
         config = dataclasses.replace(config, output_dir="models/learning-curve")
     if options.draws < 1 or min(options.sizes) < 1:
         raise UserError("--draws and --sizes must be at least 1")
-    sys.stdout.write(learning_curve(config, options.sizes, options.draws, options.recipes, options.jobs))
+    sys.stdout.write(learning_curve(config, options.sizes, options.draws, options.recipes, options.jobs,
+                                    options.first_draw))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,22 @@ def test_a_rerun_trains_again_a_run_whose_recipe_changed_since(curve, tmp_path, 
     assert [(r["run"], r["settings"]["learning_rate"]) for r in new] == [(f"30-0-{RECIPES[0]}", 5e-5)]
 
 
+def test_a_curve_spread_over_runs_draws_the_same_as_one_run(curve, tmp_path):
+    output, _ = curve
+    text = learning_curve(seed_config(tmp_path), [30], 2, RECIPES[:1], jobs=1, first_draw=1)
+    (later,) = rows(tmp_path)
+    (same,) = [r for r in rows(output) if r["run"] == later["run"]]
+    assert later["run"] == f"30-1-{RECIPES[0]}" and later["drawn_tasks"] == same["drawn_tasks"]
+    assert np.allclose(later["scores"]["test"], same["scores"]["test"], atol=1e-3)
+    assert "of 2 draws" not in text  # one draw asked for, one run
+
+
+def test_a_first_draw_past_the_draws_is_one_line_and_nothing_is_written(tmp_path):
+    with pytest.raises(UserError, match="--first_draw 2 must be from 0 to --draws - 1 \\(1\\)"):
+        learning_curve(seed_config(tmp_path / "curve"), [30], 2, RECIPES, jobs=1, first_draw=2)
+    assert not (tmp_path / "curve").exists()
+
+
 @pytest.mark.parametrize("sizes, recipes, message", [
     ([10_000], RECIPES, "a draw of 10000 sentences is larger than the"),
     ([30], ["small", "tiny"], "unknown recipe 'tiny'"),
