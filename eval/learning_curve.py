@@ -23,8 +23,8 @@ rerun skips what is done with the same options),
 scores.npz (each run's dev and test scores), learning_curve.md (mean ± std over draws) and
 learning_curve.png. `--first_draw D` runs and tables draws D to draws - 1 only: a long curve (SetFit
 at 1,000 takes about an hour a draw on 2 cores) can be spread over several runs, as every draw is
-the same whichever runs before it. A draw in which a label has no sentence cannot train the fine-tuning recipes:
-that run is recorded as failed, with the reason, and counted in the table.
+the same whichever runs before it. A draw in which a label has no sentence cannot train the
+fine-tuning recipes: that run is recorded as failed, with the reason, and counted in the table.
 """
 
 import concurrent.futures
