@@ -1,5 +1,6 @@
 """python -m eval.active_learning --config configs/news.yaml [--round_recipe probe] [--seeds 3]
-    [--start 50] [--step 50] [--budget 2000] [--output_dir models/active-learning] [training options]
+    [--start 50] [--step 50] [--budget 2000] [--strategies least-certain diverse random]
+    [--output_dir models/active-learning] [training options]
 
 Which order of annotation saves annotations? A simulation on annotated
 data, as a project would go: the articles are split as eval.learning_curve splits them (a pool,
@@ -74,7 +75,8 @@ def next_sentences(strategy: str, harness: Harness, annotated: np.ndarray, pool_
     return np.sort(np.concatenate([annotated, harness.pool[chosen]]))
 
 
-def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int) -> str:
+def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int,
+             strategies: tuple[str, ...] = STRATEGIES) -> str:
     harness, output_dir = Harness(config), Path(config.output_dir)
     if start > len(harness.pool) or start < 1 or step < 1:
         raise UserError(f"--start must be between 1 and the pool's {len(harness.pool)} sentences, --step at least 1")
@@ -106,7 +108,7 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
     full = round_row("full", 0, harness.pool)["test_macro_f1"]
     for seed in range(seeds):
         first = np.sort(np.random.default_rng([start, seed]).choice(harness.pool, start, replace=False))
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             rng, annotated = np.random.default_rng([seed, 1]), first
             while True:
                 row = round_row(strategy, seed, annotated)
@@ -114,7 +116,7 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
                     break
                 annotated = next_sentences(strategy, harness, annotated, np.array(row["pool_certainty"]),
                                            min(step, budget - len(annotated)), rng, embeddings)
-    text = markdown(list(done.values()), full, recipe, seeds, start, step, budget, len(harness.pool))
+    text = markdown(list(done.values()), full, recipe, seeds, start, step, budget, len(harness.pool), strategies)
     write_text_atomic(output_dir / "active_learning.md", text)
     return text
 
@@ -125,12 +127,13 @@ def needed(rows: list[dict], target: float) -> int | None:
     return min(reached) if reached else None
 
 
-def markdown(rows, full: float, recipe: str, seeds: int, start: int, step: int, budget: int, pool: int) -> str:
-    target, rows = TARGET * full, [r for r in rows if r["strategy"] in STRATEGIES and r["seed"] < seeds]
+def markdown(rows, full: float, recipe: str, seeds: int, start: int, step: int, budget: int, pool: int,
+             strategies: tuple[str, ...]) -> str:
+    target, rows = TARGET * full, [r for r in rows if r["strategy"] in strategies and r["seed"] < seeds]
     lines = [f"Recipe {recipe}; pool {pool} sentences; full pool: test macro-F1 {full:.3f}; target "
              f"{TARGET:.0%} of it: {target:.3f}. Start {start} at random, +{step} a round, up to {budget}.", "",
              "| strategy | annotations to the target, per seed | mean |", "|---|---|---|"]
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         counts = [needed([r for r in rows if r["strategy"] == strategy and r["seed"] == seed], target)
                   for seed in range(seeds)]
         reached = [c for c in counts if c is not None]
@@ -138,16 +141,21 @@ def markdown(rows, full: float, recipe: str, seeds: int, start: int, step: int, 
         lines.append(f"| {strategy} | {', '.join(str(c) if c else f'> {budget}' for c in counts)} | {mean} |")
     sizes = sorted({r["annotated"] for r in rows})
     curves = {strategy: [np.mean([r["test_macro_f1"] for r in rows if r["strategy"] == strategy and r["annotated"] == n]
-                                 or [np.nan]) for n in sizes] for strategy in STRATEGIES}
-    shown = [i for i, n in enumerate(sizes) if len(sizes) <= 10 or n == sizes[-1]
+                                 or [np.nan]) for n in sizes] for strategy in strategies}
+    shown = [i for i, n in enumerate(sizes) if len(sizes) <= 12 or n == sizes[-1]
              or n in (start, 100, 250, 500, 750, 1000, 1500, 2000)]
-    lines += ["", f"Test macro-F1, mean over seeds; the last column: the fewest annotations at which the mean reaches "
-              f"random order's mean at {sizes[-1]} ({curves['random'][-1]:.3f}):", "",
-              "| strategy | " + " | ".join(f"N = {sizes[i]}" for i in shown) + " | to random's last |",
-              "|---|" + "---|" * (len(shown) + 1)]
+    random_last = curves["random"][-1] if "random" in curves else None
+    lines += ["", "Test macro-F1, mean over seeds" + ("" if random_last is None else
+              f"; the last column: the fewest annotations at which the mean reaches random order's mean at "
+              f"{sizes[-1]} ({random_last:.3f})") + ":", "",
+              "| strategy | " + " | ".join(f"N = {sizes[i]}" for i in shown) + " |"
+              + ("" if random_last is None else " to random's last |"),
+              "|---|" + "---|" * (len(shown) + (random_last is not None))]
     for strategy, curve in curves.items():
-        matched = next((n for n, f1 in zip(sizes, curve) if f1 >= curves["random"][-1]), None)
-        lines.append(f"| {strategy} | " + " | ".join(f"{curve[i]:.3f}" for i in shown) + f" | {matched or '-'} |")
+        row = f"| {strategy} | " + " | ".join(f"{curve[i]:.3f}" for i in shown) + " |"
+        if random_last is not None:
+            row += f" {next((n for n, f1 in zip(sizes, curve) if f1 >= random_last), '-')} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -162,11 +170,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--start", type=int, default=50, help="Annotations drawn at random to begin with.")
     parser.add_argument("--step", type=int, default=50, help="Annotations added per round.")
     parser.add_argument("--budget", type=int, default=2000, help="Stop at this many annotations.")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+                        help="The orders to simulate (default: all three).")
     config, options = parse_config(argv, parser)
     parse_recipe(options.round_recipe)  # an unknown recipe stops here, before the data is read
     if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
         config = dataclasses.replace(config, output_dir="models/active-learning")
-    sys.stdout.write(simulate(config, options.round_recipe, options.seeds, options.start, options.step, options.budget))
+    sys.stdout.write(simulate(config, options.round_recipe, options.seeds, options.start, options.step, options.budget,
+                              tuple(dict.fromkeys(options.strategies))))
 
 
 if __name__ == "__main__":

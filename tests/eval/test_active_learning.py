@@ -95,6 +95,14 @@ def test_a_rerun_trains_again_the_rounds_of_a_recipe_that_changed_since(tmp_path
     assert [r["settings"]["learning_rate"] for r in rows if r["strategy"] == "least-certain"] == [1e-4, 5e-5]
 
 
+def test_only_the_strategies_asked_for_are_simulated(tmp_path):
+    output = tmp_path / "active"
+    text = simulate(probe_config(output), "probe", 1, START, STEP, START + STEP, strategies=("diverse",))
+    rows = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    assert {r["strategy"] for r in rows} == {"full", "diverse"}
+    assert "| diverse |" in text and "| random |" not in text and "random's" not in text
+
+
 def test_diverse_takes_one_sentence_from_each_cluster_of_the_least_certain():
     """Three tight groups; the three least certain candidates all lie in the first: least-certain
     would take all three from it, diverse takes one from each group."""
