@@ -14,6 +14,8 @@ from pathlib import Path
 import requests
 
 VERSION = "1.23.2"
+# sentry-sdk 3.0 dropped an option that Label Studio 1.23 passes it, and the server then exits at start.
+REQUIREMENTS = (f"label-studio=={VERSION}", "sentry-sdk<3")
 VENV = Path(os.environ.get("LABEL_STUDIO_VENV", Path.home() / ".cache" / "war-news-tagger" / f"label-studio-{VERSION}"))
 ADMIN = ("admin@example.com", "admin-password-1")
 SECOND = ("annotator2@example.com", "annotator-password-2")
@@ -46,18 +48,19 @@ class Server:
 
 def install() -> Path:
     executable = VENV / "bin" / "label-studio"
-    if (VENV / ".installed").is_file():
+    marker = VENV / ".installed"
+    if marker.is_file() and marker.read_text() == " ".join(REQUIREMENTS):
         return executable
     shutil.rmtree(VENV, ignore_errors=True)
     VENV.parent.mkdir(parents=True, exist_ok=True)
     log = VENV.parent / "install.log"
     with log.open("w") as out:
         steps = ([sys.executable, "-m", "venv", str(VENV)],
-                 [str(VENV / "bin" / "pip"), "install", f"label-studio=={VERSION}"])
+                 [str(VENV / "bin" / "pip"), "install", *REQUIREMENTS])
         for step in steps:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 raise Unavailable(f"could not install label-studio=={VERSION}; see {log}")
-    (VENV / ".installed").touch()
+    marker.write_text(" ".join(REQUIREMENTS))
     return executable
 
 
