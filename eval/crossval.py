@@ -17,7 +17,7 @@ With --teacher DIR (another cross-validation's folder, same folds), each fold's 
 distilled from DIR's model of that fold. With --validation_fraction 0, each fold trains
 num_train_epochs on all but its test part, as a model shipped with `python -m train
 --validation_fraction 0 --thresholds FILE` would: the cross-fitted row estimates that model, the
-`model` row uses --thresholds or 0.5.
+`model` row uses --thresholds, the small recipe's fixed thresholds, or 0.5.
 A test split of a few hundred sentences is noisy; k of them say how noisy.
 """
 
@@ -195,7 +195,7 @@ def cross_validate(config, folds: int = 5, outlet_folds=None) -> str:
     log.info("Recipe %s: %s", config.recipe, why)
     labels, all_splits = data.schema.labels, fold_splits_of(config, data, folds, outlet_folds)
     folds, output_dir = len(all_splits), Path(config.output_dir)
-    if config.validation_fraction == 0 and not config.thresholds:
+    if config.validation_fraction == 0 and not (config.thresholds or config.fixed_threshold):
         config = dataclasses.replace(config, thresholds=str(fixed_thresholds(output_dir, labels)))
     out_of_fold, predictions, rows = [], [], []
     for k, splits in enumerate(all_splits):

@@ -62,7 +62,11 @@ def thresholds_from(run_info: dict) -> str:
     given, fixed = run_info.get("thresholds_file"), run_info.get("fixed_threshold")
     if given:
         return f"from `{Path(given).name}`, given to the run"
-    return f"{fixed:g} for every label" if fixed else "tuned on validation"
+    if not fixed:
+        return "tuned on validation"
+    fewer = run_info.get("threshold_positives")
+    return f"{fixed:g}, lower in proportion for a label with fewer than {fewer} training positives" if fewer \
+        else f"{fixed:g} for every label"
 
 
 def weights_note(run_info: dict) -> str:

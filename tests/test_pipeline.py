@@ -259,6 +259,18 @@ def test_without_validation_a_run_trains_every_epoch_with_the_given_thresholds(t
     assert sum(split["sentences"] for split in metrics["splits"].values()) == 165
 
 
+def test_cross_validating_the_small_recipe_scores_each_fold_with_its_own_thresholds(tmp_path):
+    """As `python -m train --recipe small` would save them: lower for a label with few training positives."""
+    cli("eval.crossval", "--config", "configs/smoke.yaml", "--folds", "3", "--recipe", "small", "--min_steps", "2",
+        "--num_train_epochs", "1", "--output_dir", str(tmp_path))
+    assert not (tmp_path / "fixed-thresholds.json").exists()
+    for fold in range(3):
+        model = tmp_path / f"fold-{fold}"
+        positives = json.loads((model / "run_info.json").read_text())["split_label_counts"]["train"]
+        assert json.loads((model / "thresholds.json").read_text()) == {
+            label: round(0.5 * min(1, n / 15), 4) for label, n in positives.items()}
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = cli("train", "--config", "configs/smoke.yaml", "--data_files", str(tmp_path / "missing.json"),
                  "--output_dir", str(tmp_path / "out"), "--debug", check=False)

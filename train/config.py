@@ -137,6 +137,10 @@ class TrainConfig(TrainingArguments):
                 "frozen encoder's features (linear probe, then fine-tuning: LP-FT); 'random': a new head."})
     fixed_threshold: float = field(default=0.0, metadata={
         "help": "If > 0, every label's threshold, instead of tuning thresholds on validation (or --thresholds)."})
+    threshold_positives: int = field(default=0, metadata={
+        "help": "With fixed_threshold: a label with fewer training positives than this gets a lower threshold, "
+                "fixed_threshold * positives / threshold_positives (fine-tuned on a handful of positives, a "
+                "model scores unseen ones lower); 0: fixed_threshold for every label."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
     mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={
@@ -165,6 +169,8 @@ class TrainConfig(TrainingArguments):
             raise ConfigError("unlabelled_files need a teacher to score them")
         if not 0 <= self.fixed_threshold < 1:
             raise ConfigError(f"fixed_threshold must be in [0, 1), got {self.fixed_threshold}")
+        if self.threshold_positives < 0:
+            raise ConfigError(f"threshold_positives must be at least 0, got {self.threshold_positives}")
         if not 0 <= self.teacher_weight <= 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
         try:

@@ -5,7 +5,7 @@ for early stopping and thresholds, a few epochs. A new project's first few hundr
 leave a validation split of a handful of sentences and a few dozen optimizer steps, and that
 recipe then loses to a linear probe on frozen embeddings (docs/results.md). The small
 recipe trains on every annotated sentence for three epochs and at least 60 steps, starts the
-head from a linear probe, and uses one threshold for every label. `auto` picks it below the crossover
+head from a linear probe, and uses one threshold for every label but the rarest. `auto` picks it below the crossover
 measured on the bundled corpus's learning curve.
 """
 
@@ -25,8 +25,11 @@ SMALL = dict(
     learning_rate=1e-4,
     head_init="probe",
     # The class-weighted loss balances each label's positives and negatives, so 0.5 is its
-    # balance point; thresholds tuned on a few validation sentences did worse.
+    # balance point; thresholds tuned on a few validation sentences did worse. A label with only a
+    # handful of positives is learnt from those alone, and unseen positives score lower: below 15
+    # positives the threshold falls in proportion (docs/results.md#thresholds-for-rare-labels-2026-12-07).
     fixed_threshold=0.5,
+    threshold_positives=15,
 )
 
 

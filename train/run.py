@@ -8,6 +8,7 @@ import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 from accelerate import PartialState
@@ -143,12 +144,20 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
     if config.thresholds:
         thresholds = thresholds_file(Path(config.thresholds), label_names)
     elif config.fixed_threshold:
-        thresholds = dict.fromkeys(label_names, config.fixed_threshold)
+        thresholds = fixed_thresholds(config, label_names, tokenized["train"]["labels"])
     else:
         thresholds = tune_thresholds(*scored_splits["validation"], label_names)
     return thresholds, evaluation(config.output_dir, config.data_files, {
         name: (len(gold), {"model": report(gold, apply_thresholds(scores, thresholds), label_names)})
         for name, (gold, scores) in scored_splits.items()})
+
+
+def fixed_thresholds(config: TrainConfig, label_names, train_labels) -> dict[str, float]:
+    """config.fixed_threshold for each label with at least config.threshold_positives training
+    positives, lower in proportion for a label with fewer."""
+    positives = np.maximum(np.asarray(train_labels).sum(axis=0), 1)
+    scale = np.minimum(1, positives / (config.threshold_positives or 1))
+    return {label: round(config.fixed_threshold * float(x), 4) for label, x in zip(label_names, scale)}
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None,
@@ -164,6 +173,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "recipe": config.recipe,
         "thresholds_file": config.thresholds or None,
         "fixed_threshold": config.fixed_threshold or None,
+        "threshold_positives": config.threshold_positives if config.fixed_threshold else None,
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},

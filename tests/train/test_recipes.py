@@ -16,7 +16,7 @@ from train import recipes
 from train.config import load_config
 from train.linear_probe import head_inputs, init_head_from_probe, output_layer
 from train.model import tiny_distilbert
-from train.run import run
+from train.run import fixed_thresholds, run
 from train.trainer import max_steps
 
 SMOKE = str(REPO / "configs/smoke.yaml")
@@ -79,6 +79,15 @@ def test_the_probe_head_gives_the_logistic_regressions_scores():
         np.testing.assert_allclose(logits[:, column], probe.decision_function(features), atol=1e-4)
 
 
+def test_a_label_with_fewer_positives_than_threshold_positives_gets_a_lower_threshold():
+    labels = ["common", "rare", "absent"]
+    train = np.zeros((100, 3), dtype=int)
+    train[:40, 0], train[:6, 1] = 1, 1
+    small, _ = recipes.resolve(config("--recipe", "small"), 100)
+    assert fixed_thresholds(small, labels, train) == {"common": 0.5, "rare": 0.2, "absent": round(0.5 / 15, 4)}
+    assert fixed_thresholds(config("--fixed_threshold", "0.4"), labels, train) == dict.fromkeys(labels, 0.4)
+
+
 def six_sentence_export(path):
     """A new project's first annotations: one article, one or two sentences per label, one without."""
     tasks, picked, wanted = json.loads(SEED_EXPORT.read_text()), [], {"withdrawal": 2, "strike": 1, "evacuation": 1,
@@ -101,8 +110,11 @@ def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
     assert "Recipe small: 6 annotated sentences" in caplog.text
     info = json.loads((model / "run_info.json").read_text())
     assert info["split_sizes"] == {"train": 6, "validation": 0, "test": 0} and info["recipe"] == "small"
-    assert json.loads((model / "thresholds.json").read_text()) == dict.fromkeys(
-        ["withdrawal", "strike", "evacuation", "atrocity_claim"], 0.5)
+    # Two withdrawal sentences, one of each other label: thresholds far below 0.5.
+    assert json.loads((model / "thresholds.json").read_text()) == {
+        "withdrawal": round(0.5 * 2 / 15, 4), "strike": round(0.5 / 15, 4), "evacuation": round(0.5 / 15, 4),
+        "atrocity_claim": round(0.5 / 15, 4)}
+    assert "lower in proportion for a label with fewer than 15 training positives" in (model / "README.md").read_text()
     assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
     assert "None: the project was too small to hold out test articles" in (model / "README.md").read_text()
     assert info["optimizer_steps"] == recipes.SMALL["min_steps"]  # 6 sentences: one step an epoch
