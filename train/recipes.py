@@ -5,8 +5,8 @@ for early stopping and thresholds, a few epochs. A new project's first few hundr
 leave a validation split of a handful of sentences and a few dozen optimizer steps, and that
 recipe then loses to a linear probe on frozen embeddings (docs/results.md). The small
 recipe trains on every annotated sentence for three epochs and at least 60 steps, starts the
-head from a linear probe, and uses one threshold for every label but the rarest. `auto` picks it below the crossover
-measured on the bundled corpus's learning curve.
+head from a linear probe, and uses one threshold for every label but the rarest. `auto` picks it
+below the crossover measured on the bundled corpus's learning curve.
 """
 
 import dataclasses

@@ -144,7 +144,7 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
     if config.thresholds:
         thresholds = thresholds_file(Path(config.thresholds), label_names)
     elif config.fixed_threshold:
-        thresholds = fixed_thresholds(config, label_names, tokenized["train"]["labels"])
+        thresholds = untuned_thresholds(config, label_names, tokenized["train"]["labels"])
     else:
         thresholds = tune_thresholds(*scored_splits["validation"], label_names)
     return thresholds, evaluation(config.output_dir, config.data_files, {
@@ -152,7 +152,7 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
         for name, (gold, scores) in scored_splits.items()})
 
 
-def fixed_thresholds(config: TrainConfig, label_names, train_labels) -> dict[str, float]:
+def untuned_thresholds(config: TrainConfig, label_names, train_labels) -> dict[str, float]:
     """config.fixed_threshold for each label with at least config.threshold_positives training
     positives, lower in proportion for a label with fewer."""
     positives = np.maximum(np.asarray(train_labels).sum(axis=0), 1)

@@ -16,7 +16,7 @@ from train import recipes
 from train.config import load_config
 from train.linear_probe import head_inputs, init_head_from_probe, output_layer
 from train.model import tiny_distilbert
-from train.run import fixed_thresholds, run
+from train.run import run, untuned_thresholds
 from train.trainer import max_steps
 
 SMOKE = str(REPO / "configs/smoke.yaml")
@@ -84,8 +84,8 @@ def test_a_label_with_fewer_positives_than_threshold_positives_gets_a_lower_thre
     train = np.zeros((100, 3), dtype=int)
     train[:40, 0], train[:6, 1] = 1, 1
     small, _ = recipes.resolve(config("--recipe", "small"), 100)
-    assert fixed_thresholds(small, labels, train) == {"common": 0.5, "rare": 0.2, "absent": round(0.5 / 15, 4)}
-    assert fixed_thresholds(config("--fixed_threshold", "0.4"), labels, train) == dict.fromkeys(labels, 0.4)
+    assert untuned_thresholds(small, labels, train) == {"common": 0.5, "rare": 0.2, "absent": round(0.5 / 15, 4)}
+    assert untuned_thresholds(config("--fixed_threshold", "0.4"), labels, train) == dict.fromkeys(labels, 0.4)
 
 
 def six_sentence_export(path):
