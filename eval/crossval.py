@@ -127,8 +127,9 @@ def out_of_fold_rows(k: int, splits, scores: np.ndarray, predictions: dict[str, 
 def same_run(model_dir: Path, config, splits) -> bool:
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "run_info.json").is_file():
         return False
-    # Where the model goes, the machine's defaults and int8 margins do not change what it learns.
-    ignored = ("output_dir", "resume", "overwrite_output_dir", "int8_margins", *MACHINE_DEFAULTS)
+    # Where the model goes, the machine's defaults and int8 margins do not change what it learns,
+    # nor does keep_options once the recipe is resolved (the options it kept are there).
+    ignored = ("output_dir", "resume", "overwrite_output_dir", "int8_margins", "keep_options", *MACHINE_DEFAULTS)
     wanted = yaml.safe_load(yaml.safe_dump(options(config)))
     # train_config.yaml lists the Trainer's options that differ from their defaults, and options
     # added since then ran at their default.

@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 
 TRAINED = ("small", "finetune", "auto")
 BASELINES = ("probe", "setfit")
-# Where a run's model goes and the machine's defaults do not change what it learns.
-WHERE_AND_MACHINE = ("output_dir", "overwrite_output_dir", *MACHINE_DEFAULTS)
+# Where a run's model goes and the machine's defaults do not change what it learns, nor does
+# keep_options once the recipe is resolved (the options it kept are there).
+NOT_SETTINGS = ("output_dir", "overwrite_output_dir", "keep_options", *MACHINE_DEFAULTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +175,7 @@ def run_settings(config, run: Run) -> dict:
     row only where they are the same (a recipe whose settings changed trains again)."""
     settings = options(run_config(config, run, Path()))
     return json.loads(json.dumps({key: value for key, value in yaml.safe_load(yaml.safe_dump(settings)).items()
-                                  if key not in WHERE_AND_MACHINE}))
+                                  if key not in NOT_SETTINGS}))
 
 
 def trained_scores(harness: Harness, drawn, run: Run, output_dir: Path, parts=("validation", "test")):

@@ -130,6 +130,9 @@ class TrainConfig(TrainingArguments):
         "help": "'finetune': this config's settings as written (tuned for thousands of sentences); 'small': the "
                 "small-data recipe (train/recipes.py), for a project's first annotations; 'auto': 'small' below "
                 "the measured crossover, else 'finetune' (the log says which, and why)."})
+    keep_options: list[str] = field(default_factory=list, metadata={
+        "help": "Options the recipe leaves as set here, where it would set them itself; every option given on "
+                "the command line is added (it wins over the recipe, as over the config file)."})
     min_steps: int = field(default=0, metadata={
         "help": "Train at least this many optimizer steps (more epochs on a small training split)."})
     head_init: typing.Literal["random", "probe"] = field(default="random", metadata={
@@ -168,6 +171,9 @@ class TrainConfig(TrainingArguments):
             raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
         if self.unlabelled_files and not self.teacher:
             raise ConfigError("unlabelled_files need a teacher to score them")
+        unknown = sorted(set(self.keep_options) - set(typing.get_type_hints(TrainConfig)))
+        if unknown:
+            raise ConfigError(f"keep_options: unknown option(s) {unknown}")
         if not 0 <= self.fixed_threshold < 1:
             raise ConfigError(f"fixed_threshold must be in [0, 1), got {self.fixed_threshold}")
         if self.threshold_positives < 0:
@@ -207,7 +213,32 @@ def parse_config(argv: list[str] | None = None, parser: HfArgumentParser | None 
         parser.set_defaults(**read_yaml(options.config))
         options = parser.parse_args(argv)
     given = {f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(options, f.name)}
-    return TrainConfig(**given), options
+    given["keep_options"] = sorted({*given["keep_options"], *(on_command_line(parser, argv) & set(given))} - {"keep_options"})
+    return checked_config(given, options.config), options
+
+
+def checked_config(given: dict, config_file: Path | None) -> TrainConfig:
+    """TrainConfig(**given); an error of its checks that the config file alone causes names the file."""
+    try:
+        return TrainConfig(**given)
+    except ConfigError as error:
+        if config_file is not None and str(error) == checks_error(read_yaml(config_file)):
+            raise ConfigError(f"{config_file}: {error}") from None
+        raise
+
+
+def checks_error(values: dict) -> str:
+    try:
+        TrainConfig(**values)
+        return ""
+    except ConfigError as error:
+        return str(error)
+
+
+def on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The options that argv gives (`--name value` or `--name=value`), by their field names."""
+    flags = {arg.partition("=")[0] for arg in argv if arg.startswith("--")}
+    return {action.dest for action in parser._actions if flags & set(action.option_strings)}
 
 
 def read_yaml(path: Path, inheriting: tuple[Path, ...] = ()) -> dict:

@@ -6,7 +6,8 @@ leave a validation split of a handful of sentences and a few dozen optimizer ste
 recipe then loses to a linear probe on frozen embeddings (docs/results.md). The small
 recipe trains on every annotated sentence for three epochs and at least 60 steps, starts the
 head from a linear probe, and uses one threshold for every label but the rarest. `auto` picks it
-below the crossover measured on the bundled corpus's learning curve.
+below the crossover measured on the bundled corpus's learning curve. Its settings replace the config
+file's, but not an option given on the command line or named in keep_options.
 """
 
 import dataclasses
@@ -39,14 +40,23 @@ def resolve(config: TrainConfig, sentences: int) -> tuple[TrainConfig, str]:
     if config.recipe == "finetune":
         return config, "asked for (--recipe finetune): the config's settings"
     if config.recipe == "small":
-        return small(config), "asked for (--recipe small)"
+        return small(config), "asked for (--recipe small)" + kept(config)
     if sentences < SMALL_DATA_LIMIT:
         return small(config), (f"{sentences} annotated sentences, fewer than {SMALL_DATA_LIMIT}: below that the "
-                               "small-data recipe scored higher (--recipe finetune to use the config's settings)")
+                               "small-data recipe scored higher (--recipe finetune to use the config's settings)"
+                               + kept(config))
     return (dataclasses.replace(config, recipe="finetune"),
             f"{sentences} annotated sentences, at least {SMALL_DATA_LIMIT}: the config's settings "
             "(--recipe small for the small-data recipe)")
 
 
 def small(config: TrainConfig) -> TrainConfig:
-    return dataclasses.replace(config, recipe="small", **SMALL)
+    """The config with the small recipe's settings, but for those it keeps (keep_options: the
+    command line's, and any the config file names)."""
+    return dataclasses.replace(config, recipe="small",
+                               **{key: value for key, value in SMALL.items() if key not in config.keep_options})
+
+
+def kept(config: TrainConfig) -> str:
+    kept = {key: getattr(config, key) for key in SMALL if key in config.keep_options}
+    return "; as given: " + ", ".join(f"{key} {value}" for key, value in kept.items()) if kept else ""

@@ -63,6 +63,8 @@ def test_yaml_numbers_written_as_strings_are_read_as_numbers(tmp_path):
     ("class_weights: 3\n", "option 'class_weights' must be bool"),
     ("- a\n- b\n", "expected a mapping"),
     ("mixed_precision: fp8\n", "option 'mixed_precision' must be one of"),
+    ("keep_options: [learning_rat]\n", "keep_options: unknown option(s) ['learning_rat']"),
+    ("fixed_threshold: 1.5\n", "fixed_threshold must be in [0, 1), got 1.5"),
 ])
 def test_bad_config_files_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -41,6 +41,23 @@ def test_auto_keeps_the_configs_settings_from_the_crossover_on():
         given.validation_fraction, given.learning_rate, "random")
 
 
+@pytest.mark.parametrize("recipe", ["small", "auto"])
+def test_options_given_on_the_command_line_win_over_the_recipe(recipe):
+    chosen, why = recipes.resolve(config("--recipe", recipe, "--num_train_epochs", "10", "--learning-rate=5e-5"), 100)
+    assert chosen.recipe == "small" and (chosen.num_train_epochs, chosen.learning_rate) == (10, 5e-5)
+    assert (chosen.min_steps, chosen.head_init) == (recipes.SMALL["min_steps"], "probe")  # the rest: the recipe's
+    assert why.endswith("; as given: num_train_epochs 10.0, learning_rate 5e-05")
+
+
+def test_the_recipe_wins_over_the_config_file_but_for_the_options_it_keeps(tmp_path):
+    chosen, why = recipes.resolve(config("--recipe", "small"), 100)
+    assert chosen.learning_rate == recipes.SMALL["learning_rate"] != 1e-3  # smoke.yaml's
+    assert "as given" not in why
+    (tmp_path / "keeps.yaml").write_text(f"base: {SMOKE}\nkeep_options: [learning_rate]\n")
+    chosen, _ = recipes.resolve(load_config(["--config", str(tmp_path / "keeps.yaml"), "--recipe", "small"]), 100)
+    assert chosen.learning_rate == 1e-3 and chosen.num_train_epochs == recipes.SMALL["num_train_epochs"]
+
+
 @pytest.mark.parametrize("recipe, sentences", [("finetune", 10), ("small", 100_000)])
 def test_an_explicit_recipe_wins_over_the_data_size(recipe, sentences):
     chosen, why = recipes.resolve(config("--recipe", recipe), sentences)
