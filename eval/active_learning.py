@@ -39,7 +39,7 @@ from labelstudio.selection import next_batch
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command
 from tagger.metrics import apply_thresholds, report
-from train.config import config_parser, parse_config
+from train.config import config_parser, on_command_line, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def main(argv: list[str]) -> None:
                         help="The orders to simulate (default: all three).")
     config, options = parse_config(argv, parser)
     parse_recipe(options.round_recipe)  # an unknown recipe stops here, before the data is read
-    if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
+    if "output_dir" not in on_command_line(parser, argv):
         config = dataclasses.replace(config, output_dir="models/active-learning")
     sys.stdout.write(simulate(config, options.round_recipe, options.seeds, options.start, options.step, options.budget,
                               tuple(dict.fromkeys(options.strategies))))

@@ -20,7 +20,8 @@ A recipe may carry training options: `small:learning_rate=5e-5,min_steps=150`.
 
 Writes runs.jsonl (one line per run with its training options, appended as each finishes, so a
 rerun skips what is done with the same options),
-scores.npz (each run's dev and test scores), learning_curve.md (mean ± std over draws) and
+scores.npz (each run's dev and test scores), learning_curve.md (macro-F1, and the corrections an
+annotator would make per sentence on a run's pre-annotations: mean ± std over draws) and
 learning_curve.png. `--first_draw D` runs and tables draws D to draws - 1 only: a long curve (SetFit
 at 1,000 takes about an hour a draw on 2 cores) can be spread over several runs, as every draw is
 the same whichever runs before it. A draw in which a label has no sentence cannot train the
@@ -47,7 +48,7 @@ from eval.plots import learning_curve_plot
 from tagger.artifacts import write_text_atomic
 from tagger.cli import UserError, run_command
 from tagger.metrics import apply_thresholds, report
-from train.config import MACHINE_DEFAULTS, TrainConfig, checked, config_parser, options, parse_config
+from train.config import MACHINE_DEFAULTS, TrainConfig, checked, config_parser, on_command_line, options, parse_config
 from tagger.predictor import Tagger
 from train import recipes
 from train.data import load_data
@@ -229,9 +230,9 @@ def learning_curve(config, sizes, draws: int, recipes_: list[str], jobs: int, fi
     shutil.rmtree(output_dir / "runs", ignore_errors=True)  # the runs' models went as they were scored
     rows = [done[run.name] for run in wanted]
     save_scores(rows, output_dir / "scores.npz")
-    text = markdown(rows, sizes, recipes_, draws - first_draw)
+    text = markdown(rows, sizes, recipes_, draws - first_draw, harness.gold(harness.parts["test"]))
     write_text_atomic(output_dir / "learning_curve.md", text)
-    learning_curve_plot(summary(rows, sizes, recipes_, "test"), output_dir / "learning_curve.png")
+    learning_curve_plot(summary(rows, sizes, recipes_, macro_f1("test")), output_dir / "learning_curve.png")
     return text
 
 
@@ -272,26 +273,39 @@ def save_scores(rows, path: Path) -> None:
     np.savez_compressed(path, **arrays)
 
 
-def summary(rows, sizes, recipes_, part: str) -> dict:
-    """{recipe: {size: (mean, std, runs, failed)}} of macro-F1 on `part` ('dev' or 'test')."""
+def summary(rows, sizes, recipes_, value) -> dict:
+    """{recipe: {size: (mean, std, runs, failed)}} of value(row) over the runs that scored."""
     result = {}
     for recipe in recipes_:
         result[recipe] = {}
         for size in sizes:
-            scored = [r[part]["macro_f1"] for r in rows if r["recipe"] == recipe and r["size"] == size and part in r]
+            scored = [value(r) for r in rows if r["recipe"] == recipe and r["size"] == size and "error" not in r]
             failed = sum(1 for r in rows if r["recipe"] == recipe and r["size"] == size and "error" in r)
             result[recipe][size] = (float(np.mean(scored)) if scored else float("nan"),
                                     float(np.std(scored)) if scored else float("nan"), len(scored), failed)
     return result
 
 
-def markdown(rows, sizes, recipes_, draws: int) -> str:
+def macro_f1(part: str):
+    return lambda row: row[part]["macro_f1"]
+
+
+def corrections(gold: np.ndarray):
+    """A run's labels to add or remove per test sentence, were its predictions pre-annotations."""
+    return lambda row: float((apply_thresholds(np.asarray(row["scores"]["test"]), row["thresholds"]) != gold).sum()
+                             / len(gold))
+
+
+def markdown(rows, sizes, recipes_, draws: int, test_gold: np.ndarray) -> str:
     lines = []
-    for part, title in (("test", "test articles"), ("dev", "dev articles (choose recipes here)")):
-        table = summary(rows, sizes, recipes_, part)
-        lines += [f"# Macro-F1 on the {title}, mean ± std over draws", "",
+    for title, value in (("Macro-F1 on the test articles", macro_f1("test")),
+                         ("Macro-F1 on the dev articles (choose recipes here)", macro_f1("dev")),
+                         ("Corrections per test sentence, the labels an annotator would add or remove on the "
+                          "run's pre-annotations (leaving them empty: "
+                          f"{test_gold.sum() / len(test_gold):.3f})", corrections(test_gold))):
+        lines += [f"# {title}, mean ± std over draws", "",
                   "| recipe | " + " | ".join(f"N = {size}" for size in sizes) + " |", "|---|" + "---|" * len(sizes)]
-        for recipe, by_size in table.items():
+        for recipe, by_size in summary(rows, sizes, recipes_, value).items():
             lines.append(f"| {recipe} | " + " | ".join(cell(*by_size[size], draws) for size in sizes) + " |")
         lines.append("")
     lines += ["# Seconds per run (median; training and scoring, model loading included)", "",
@@ -324,7 +338,7 @@ def main(argv: list[str]) -> None:
                         help="Recipes to compare on every draw (default small finetune probe).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs at a time, in worker processes (default 1).")
     config, options = parse_config(argv, parser)
-    if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
+    if "output_dir" not in on_command_line(parser, argv):
         config = dataclasses.replace(config, output_dir="models/learning-curve")
     if options.draws < 1 or min(options.sizes) < 1:
         raise UserError("--draws and --sizes must be at least 1")

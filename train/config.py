@@ -213,7 +213,8 @@ def parse_config(argv: list[str] | None = None, parser: HfArgumentParser | None 
         parser.set_defaults(**read_yaml(options.config))
         options = parser.parse_args(argv)
     given = {f.name: getattr(options, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(options, f.name)}
-    given["keep_options"] = sorted({*given["keep_options"], *(on_command_line(parser, argv) & set(given))} - {"keep_options"})
+    command_line = on_command_line(parser, argv) & set(given) - {"keep_options"}
+    given["keep_options"] = sorted({*given["keep_options"], *command_line})
     return checked_config(given, options.config), options
 
 

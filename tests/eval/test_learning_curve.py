@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eval.learning_curve import learning_curve, parse_recipe
+from eval.learning_curve import Harness, learning_curve, parse_recipe
 from tagger.cli import UserError
 from train.recipes import SMALL
 from train.config import load_config
@@ -48,6 +48,18 @@ def test_every_recipe_trains_on_the_same_draw_and_is_scored_on_the_same_sentence
     assert f"30-0-{RECIPES[0]}/test" in scores.files
     assert "| small:min_steps=2 |" in text and "N = 40" in text
     assert (output / "learning_curve.png").stat().st_size > 0 and not (output / "runs").exists()
+
+
+def test_the_table_counts_the_corrections_each_runs_pre_annotations_would_need(curve):
+    output, text = curve
+    harness = Harness(seed_config(output))
+    gold = harness.gold(harness.parts["test"])
+    labels = harness.data.schema.labels
+    corrections = [((np.array(r["scores"]["test"]) >= [r["thresholds"][label] for label in labels]) != gold).sum()
+                   / len(gold) for r in rows(output) if r["size"] == 30 and r["recipe"] == RECIPES[0]]
+    table = text[text.index("# Corrections per test sentence"):]
+    assert f"leaving them empty: {gold.sum() / len(gold):.3f}" in table
+    assert f"| {RECIPES[0]} | {np.mean(corrections):.3f} ± {np.std(corrections):.3f} |" in table
 
 
 def test_a_rerun_trains_only_what_is_missing(curve):

@@ -133,7 +133,9 @@ def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
         "atrocity_claim": round(0.5 / 15, 4)}
     assert "lower in proportion for a label with fewer than 15 training positives" in (model / "README.md").read_text()
     assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
-    assert "None: the project was too small to hold out test articles" in (model / "README.md").read_text()
+    card = (model / "README.md").read_text()
+    assert "None: the project was too small to hold out test articles" in card
+    assert "expect its pre-annotations to need more\ncorrections than empty ones" in card
     assert info["optimizer_steps"] == recipes.SMALL["min_steps"]  # 6 sentences: one step an epoch
     scored = subprocess.run([sys.executable, "-m", "eval", "--model", str(model), "--split", "test"], cwd=REPO,
                             capture_output=True, text=True)
