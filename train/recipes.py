@@ -58,5 +58,6 @@ def small(config: TrainConfig) -> TrainConfig:
 
 
 def kept(config: TrainConfig) -> str:
-    kept = {key: getattr(config, key) for key in SMALL if key in config.keep_options}
-    return "; as given: " + ", ".join(f"{key} {value}" for key, value in kept.items()) if kept else ""
+    """The log's note of the recipe's settings that the run keeps as given."""
+    given = [f"{key} {getattr(config, key)}" for key in SMALL if key in config.keep_options]
+    return "; as given: " + ", ".join(given) if given else ""
