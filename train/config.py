@@ -171,7 +171,7 @@ class TrainConfig(TrainingArguments):
             raise ConfigError("push_to_hub needs hub_model_id, the Hub repository to upload to")
         if self.unlabelled_files and not self.teacher:
             raise ConfigError("unlabelled_files need a teacher to score them")
-        unknown = sorted(set(self.keep_options) - set(typing.get_type_hints(TrainConfig)))
+        unknown = sorted(set(self.keep_options) - set(self.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"keep_options: unknown option(s) {unknown}")
         if not 0 <= self.fixed_threshold < 1:
