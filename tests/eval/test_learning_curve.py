@@ -75,7 +75,7 @@ def test_a_rerun_trains_again_a_run_whose_recipe_changed_since(curve, tmp_path, 
     learning_curve(seed_config(tmp_path), [30], 1, RECIPES[:1], jobs=1)
     assert len(rows(tmp_path)) == len(rows(output))  # the same settings: nothing trained
     learning_curve(seed_config(tmp_path, "--logging_steps", "5"), [30], 1, RECIPES[:1], jobs=1)
-    assert len(rows(tmp_path)) == len(rows(output))  # an option given again, kept from a recipe that sets it not
+    assert len(rows(tmp_path)) == len(rows(output))  # an option given that the recipe does not set: nothing trained
     monkeypatch.setattr("train.recipes.SMALL", {**SMALL, "learning_rate": 5e-5})
     learning_curve(seed_config(tmp_path), [30], 1, RECIPES[:1], jobs=1)
     new = rows(tmp_path)[len(rows(output)):]
