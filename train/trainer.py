@@ -129,9 +129,24 @@ def freeze_embeddings(model) -> None:
     embeddings.requires_grad_(False)
 
 
+def freeze_layers(model, count: int) -> None:
+    """The embeddings and the first `count` transformer layers (BERT's encoder.layer, DistilBERT's
+    transformer.layer, MPNet's encoder.layer): backward stops above them."""
+    freeze_embeddings(model)
+    total = model.config.num_hidden_layers
+    layers = [m for m in model.base_model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == total]
+    if not layers or count > total:
+        raise ConfigError(f"frozen_layers {count}: {type(model).__name__} has {total} transformer layers"
+                          + ("" if layers else ", not found as one list of layers"))
+    for layer in layers[0][:count]:
+        layer.requires_grad_(False)
+
+
 def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
     if config.freeze_embeddings:
         freeze_embeddings(model)
+    if config.frozen_layers:
+        freeze_layers(model, config.frozen_layers)
     pos_weight = positive_weights(splits["train"]["labels"]) if config.class_weights else None
     validating = len(splits["validation"]) > 0
     return Trainer(
