@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.learning_curve import TRAINED, Harness, Run, baseline_scores, parse_recipe, run_settings, trained_scores
+from eval.learning_curve import (TRAINED, Harness, Run, baseline_scores, parse_recipe, run_settings, same_settings,
+                                 trained_scores)
 from labelstudio.predictions import certainty
 from labelstudio.selection import next_batch
 from tagger.artifacts import write_text_atomic
@@ -89,7 +90,7 @@ def simulate(config, recipe: str, seeds: int, start: int, step: int, budget: int
     # A rerun goes on from the rounds of the same recipe trained with the same options; other
     # rounds stay in the file.
     done = {(r["strategy"], r["seed"], r["annotated"]): r for r in read_rows(rows_file)
-            if r["recipe"] == recipe and r.get("settings") == round_settings(r["seed"], r["annotated"])}
+            if r["recipe"] == recipe and same_settings(r, config, Run(r["annotated"], r["seed"], recipe))}
     embeddings = {}  # text -> sentence embedding, for the diverse strategy
 
     def round_row(strategy, seed, annotated):

@@ -21,15 +21,18 @@ A recipe may carry training options: `small:learning_rate=5e-5,min_steps=150`.
 Writes runs.jsonl (one line per run with its training options, appended as each finishes, so a
 rerun skips what is done with the same options),
 scores.npz (each run's dev and test scores), learning_curve.md (macro-F1, and the corrections an
-annotator would make per sentence on a run's pre-annotations: mean ± std over draws) and
+annotator would make per sentence on a run's pre-annotations: mean ± std over the draws on which
+every recipe scored) and
 learning_curve.png. `--first_draw D` runs and tables draws D to draws - 1 only: a long curve (SetFit
 at 1,000 takes about an hour a draw on 2 cores) can be spread over several runs, as every draw is
 the same whichever runs before it. A draw in which a label has no sentence cannot train the
-fine-tuning recipes: that run is recorded as failed, with the reason, and counted in the table.
+fine-tuning recipes: that run is recorded as failed, with the reason, counted in the table, and
+that draw left out of every recipe's mean.
 """
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
@@ -174,9 +177,23 @@ def run_config(config, run: Run, output_dir: Path) -> TrainConfig:
 def run_settings(config, run: Run) -> dict:
     """What a run's scores depend on besides its draw, as stored with its row: a rerun reuses a
     row only where they are the same (a recipe whose settings changed trains again)."""
-    settings = options(run_config(config, run, Path()))
-    return json.loads(json.dumps({key: value for key, value in yaml.safe_load(yaml.safe_dump(settings)).items()
-                                  if key not in NOT_SETTINGS}))
+    return settings(run_config(config, run, Path()))
+
+
+def same_settings(row: dict, config, run: Run) -> bool:
+    """Whether the row was run with the settings `run` has now; an option added since the row was
+    written ran at its default."""
+    return "settings" in row and default_settings() | row["settings"] == run_settings(config, run)
+
+
+@functools.cache
+def default_settings() -> dict:
+    return settings(TrainConfig())
+
+
+def settings(config: TrainConfig) -> dict:
+    plain = yaml.safe_load(yaml.safe_dump(options(config)))
+    return json.loads(json.dumps({key: value for key, value in plain.items() if key not in NOT_SETTINGS}))
 
 
 def trained_scores(harness: Harness, drawn, run: Run, output_dir: Path, parts=("validation", "test")):
@@ -257,7 +274,7 @@ def reusable_rows(rows: list[dict], wanted: list[Run], config) -> tuple[dict, in
     with other settings); the file keeps every row."""
     wanted = {run.name: run for run in wanted}
     rows = [row for row in rows if row["run"] in wanted]
-    same = {row["run"]: row for row in rows if row.get("settings") == run_settings(config, wanted[row["run"]])}
+    same = {row["run"]: row for row in rows if same_settings(row, config, wanted[row["run"]])}
     return same, len({row["run"] for row in rows} - set(same))
 
 
@@ -274,13 +291,16 @@ def save_scores(rows, path: Path) -> None:
 
 
 def summary(rows, sizes, recipes_, value) -> dict:
-    """{recipe: {size: (mean, std, runs, failed)}} of value(row) over the runs that scored."""
-    result = {}
-    for recipe in recipes_:
-        result[recipe] = {}
-        for size in sizes:
-            scored = [value(r) for r in rows if r["recipe"] == recipe and r["size"] == size and "error" not in r]
-            failed = sum(1 for r in rows if r["recipe"] == recipe and r["size"] == size and "error" in r)
+    """{recipe: {size: (mean, std, runs, failed)}} of value(row) over the draws of that size on which
+    every recipe scored: side by side, a draw one recipe refused (a label with no sentence) is left
+    out of the others' means too."""
+    result = {recipe: {} for recipe in recipes_}
+    for size in sizes:
+        of_size = [r for r in rows if r["size"] == size and r["recipe"] in result]
+        refused = {r["draw"] for r in of_size if "error" in r}
+        for recipe in recipes_:
+            scored = [value(r) for r in of_size if r["recipe"] == recipe and r["draw"] not in refused]
+            failed = sum(1 for r in of_size if r["recipe"] == recipe and "error" in r)
             result[recipe][size] = (float(np.mean(scored)) if scored else float("nan"),
                                     float(np.std(scored)) if scored else float("nan"), len(scored), failed)
     return result
@@ -303,7 +323,7 @@ def markdown(rows, sizes, recipes_, draws: int, test_gold: np.ndarray) -> str:
                          ("Corrections per test sentence, the labels an annotator would add or remove on the "
                           "run's pre-annotations (leaving them empty: "
                           f"{test_gold.sum() / len(test_gold):.3f})", corrections(test_gold))):
-        lines += [f"# {title}, mean ± std over draws", "",
+        lines += [f"# {title}, mean ± std over the draws every recipe scored", "",
                   "| recipe | " + " | ".join(f"N = {size}" for size in sizes) + " |", "|---|" + "---|" * len(sizes)]
         for recipe, by_size in summary(rows, sizes, recipes_, value).items():
             lines.append(f"| {recipe} | " + " | ".join(cell(*by_size[size], draws) for size in sizes) + " |")
@@ -323,7 +343,7 @@ def markdown(rows, sizes, recipes_, draws: int, test_gold: np.ndarray) -> str:
 def cell(mean, std, runs, failed, draws: int) -> str:
     if not runs:
         return f"failed ({failed})" if failed else "-"
-    notes = [f"{failed} failed"] if failed else [f"{runs} of {draws} draws"] if runs < draws else []
+    notes = ([f"{runs} of {draws} draws"] if runs < draws else []) + ([f"{failed} failed"] if failed else [])
     return f"{mean:.3f} ± {std:.3f}" + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -77,6 +77,15 @@ def test_the_report_counts_the_annotations_to_the_target_and_a_rerun_trains_noth
     assert (output / "runs.jsonl").read_text() == before
 
 
+def test_rounds_written_before_an_option_existed_are_reused_where_it_has_its_default(simulation, tmp_path):
+    output, text, _ = simulation
+    older = "".join(json.dumps({**row, "settings": {k: v for k, v in row["settings"].items() if k != "frozen_layers"}})
+                    + "\n" for row in map(json.loads, (output / "runs.jsonl").read_text().splitlines()))
+    (tmp_path / "runs.jsonl").write_text(older)
+    assert simulate(probe_config(tmp_path), "probe", SEEDS, START, STEP, BUDGET) == text
+    assert (tmp_path / "runs.jsonl").read_text() == older  # nothing trained again
+
+
 def test_a_rerun_with_another_recipe_trains_that_recipe_and_keeps_the_first_ones_rounds(tmp_path):
     output = tmp_path / "active"
     simulate(probe_config(output), "probe", 1, START, STEP, START)
