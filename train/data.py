@@ -92,7 +92,7 @@ def counts(schema: LabelSchema, summary: ExportSummary) -> str:
     return ", ".join(f"{label} {summary.label_counts[label]}" for label in schema.labels)
 
 
-def check_splits_can_train(splits, schema: LabelSchema, tunes_thresholds: bool) -> None:
+def check_splits_can_train(splits, schema: LabelSchema, tunes_thresholds: bool, small_recipe: bool = False) -> None:
     """Every label on at least one training sentence, else one line with the counts and what a
     run needs; a label with fewer than MIN_POSITIVES validation sentences keeps the default
     threshold (tagger.metrics.tune_thresholds), which the log says."""
@@ -101,14 +101,17 @@ def check_splits_can_train(splits, schema: LabelSchema, tunes_thresholds: bool) 
     if untrainable:
         total = {label: sum(counts[label] for counts in per_split.values()) for label in schema.labels}
         articles = len({group for name in splits for group in splits[name]["group"]})
+        needs = ("The small-data recipe needs each label on at least one training sentence: annotate tasks with "
+                 "these labels" if small_recipe else
+                 f"A run needs each label on sentences of at least {len(splits)} articles (one per split) and about "
+                 "10 sentences per label to learn it: annotate more tasks with these labels, or train with the "
+                 f"small-data recipe (--recipe small, or auto below {SMALL_DATA_LIMIT:,} sentences), which needs "
+                 "one sentence per label")
         raise DataError(
             f"too few annotated sentences to train: {sum(map(len, splits.values()))} sentences from {articles} "
             f"articles ({', '.join(f'{label} {n}' for label, n in total.items())}); split by article into "
             f"{', '.join(f'{name} {len(splits[name])}' for name in splits)}, no training sentence carries "
-            f"{untrainable}. A run needs each label on sentences of at least {len(splits)} articles (one per split) "
-            "and about 10 sentences per label to learn it: annotate more tasks with these labels, or train with "
-            f"the small-data recipe (--recipe small, or auto below {SMALL_DATA_LIMIT:,} sentences), which needs one "
-            "sentence per label")
+            f"{untrainable}. {needs}")
     untuned = [label for label in schema.labels if per_split["validation"][label] < MIN_POSITIVES]
     if tunes_thresholds and untuned:
         log.warning("Fewer than %d validation sentences carry %s: their thresholds stay at %.1f instead of being "

@@ -85,7 +85,8 @@ def train_on(config: TrainConfig, splits, data: TrainingData) -> Path:
     """Fine-tune on splits["train"], select and tune on "validation", report on "test", save."""
     log.info("Splits: %s", {name: len(split) for name, split in splits.items()})
     schema = data.schema
-    check_splits_can_train(splits, schema, tunes_thresholds=not (config.thresholds or config.fixed_threshold))
+    check_splits_can_train(splits, schema, tunes_thresholds=not (config.thresholds or config.fixed_threshold),
+                           small_recipe=config.recipe == "small")
     if config.thresholds:
         thresholds_file(Path(config.thresholds), schema.labels)  # a bad file stops the run now, not after training
     elif not len(splits["validation"]) and not config.fixed_threshold:

@@ -173,3 +173,10 @@ def test_a_draw_one_recipe_could_not_train_is_left_out_of_every_recipes_mean():
     assert table["small"][10] == pytest.approx((0.3, 0.1, 2, 1)) and table["probe"][10] == pytest.approx((0.2, 0.1, 2, 0))
     text = markdown(rows, [10], ["small", "probe"], 3, np.zeros((1, 4)))
     assert "| small | 0.300 ± 0.100 (2 of 3 draws, 1 failed) |" in text and "| probe | 0.200 ± 0.100 (2 of 3 draws) |" in text
+
+
+def test_a_draw_the_small_recipe_cannot_train_says_what_that_recipe_needs(tmp_path):
+    learning_curve(seed_config(tmp_path), [2], 1, RECIPES[:1], jobs=1)
+    (row,) = rows(tmp_path)
+    assert "no training sentence carries" in row["error"] and "--recipe small" not in row["error"]
+    assert "The small-data recipe needs each label on at least one training sentence" in row["error"]
