@@ -155,7 +155,7 @@ class TrainConfig(TrainingArguments):
                 "(a third of MiniLM-L6's), a tenth faster on a CPU (docs/performance.md)."})
     frozen_layers: int = field(default=0, metadata={
         "help": "Keep the embeddings and the first N transformer layers as pretrained: a third faster "
-                "training at 3 of MiniLM-L6's 6 layers, and 0.02 to 0.04 lower macro-F1 at 100 to 250 "
+                "training at 3 of MiniLM-L6's 6 layers, and 0.02 to 0.04 lower macro-F1 at 100 to 500 "
                 "sentences (docs/results.md)."})
     int8_margins: bool = field(default=True, metadata={
         "help": "Measure the margins of the fast CPU mode (onnx-int8-checked) on the model's own sentences "
