@@ -114,7 +114,10 @@ class TrainConfig(TrainingArguments):
         "help": "Seeds the split (and cross-validation's folds). Kept apart from `seed`, so that runs "
                 "with other seeds are scored on the same test sentences."})
     class_weights: bool = field(default=True, metadata={
-        "help": "Weight each class's positives by negatives/positives in train (capped), for rare labels."})
+        "help": "Weight each class's positives by negatives/positives in train (up to max_class_weight), for "
+                "rare labels."})
+    max_class_weight: float = field(default=10.0, metadata={
+        "help": "The most a class's positives weigh with class_weights."})
     thresholds: str = field(default="", metadata={
         "help": "A JSON file of per-class thresholds to use instead of tuning them on validation, e.g. the "
                 "cross-fitted ones that `python -m eval.crossval` writes (its thresholds.json)."})
@@ -180,6 +183,8 @@ class TrainConfig(TrainingArguments):
             raise ConfigError(f"keep_options: unknown option(s) {unknown}")
         if not 0 <= self.fixed_threshold < 1:
             raise ConfigError(f"fixed_threshold must be in [0, 1), got {self.fixed_threshold}")
+        if self.max_class_weight < 1:
+            raise ConfigError(f"max_class_weight must be at least 1, got {self.max_class_weight}")
         if self.frozen_layers < 0:
             raise ConfigError(f"frozen_layers must be at least 0, got {self.frozen_layers}")
         if self.threshold_positives < 0:

@@ -16,16 +16,12 @@ from train.config import ConfigError, TrainConfig
 # Without validation, a checkpoint (for --resume) at most this often: a small split's epochs are a few steps.
 MIN_SAVE_STEPS = 100
 # A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
-MAX_POS_WEIGHT = 10.0
-
-
-def positive_weights(labels) -> torch.Tensor:
-    """negatives/positives per class in the training split, capped."""
+def positive_weights(labels, cap: float) -> torch.Tensor:
+    """negatives/positives per class in the training split, at most `cap`."""
     labels = np.asarray(labels)
     positives = labels.sum(axis=0)
     negatives = len(labels) - positives
-    return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, MAX_POS_WEIGHT),
-                        dtype=torch.float32)
+    return torch.tensor(np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32)
 
 
 def weighted_bce(pos_weight: torch.Tensor | None):
@@ -147,7 +143,7 @@ def build_trainer(config, model, tokenizer, splits, checkpoint_dir) -> Trainer:
         freeze_embeddings(model)
     if config.frozen_layers:
         freeze_layers(model, config.frozen_layers)
-    pos_weight = positive_weights(splits["train"]["labels"]) if config.class_weights else None
+    pos_weight = positive_weights(splits["train"]["labels"], config.max_class_weight) if config.class_weights else None
     validating = len(splits["validation"]) > 0
     return Trainer(
         model=model,

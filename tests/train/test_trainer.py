@@ -38,8 +38,9 @@ def test_a_few_examples_are_fitted_perfectly(tmp_path):
 
 def test_positive_weights_are_negatives_over_positives_capped():
     labels = [[1, 0, 0, 0]] * 2 + [[0, 1, 0, 0]] * 8 + [[0, 0, 0, 0]] * 90
-    assert positive_weights(labels).tolist() == [10.0, 10.0, 10.0, 10.0]
-    assert positive_weights([[1, 0, 1, 1], [0, 1, 1, 0], [0, 0, 1, 0]]).tolist() == [2.0, 2.0, 1.0, 2.0]
+    assert positive_weights(labels, 10.0).tolist() == [10.0, 10.0, 10.0, 10.0]
+    assert positive_weights(labels, 100.0).tolist() == [49.0, 11.5, 100.0, 100.0]
+    assert positive_weights([[1, 0, 1, 1], [0, 1, 1, 0], [0, 0, 1, 0]], 10.0).tolist() == [2.0, 2.0, 1.0, 2.0]
 
 
 def test_after_mixed_precision_training_the_run_scores_in_fp32(tmp_path):
