@@ -67,9 +67,11 @@ def thresholds_from(run_info: dict) -> str:
         return f"from `{Path(given).name}`, given to the run"
     if not fixed:
         return "tuned on validation"
-    fewer = run_info.get("threshold_positives")
-    return f"{fixed:g}, lower in proportion for a label with fewer than {fewer} training positives" if fewer \
-        else f"{fixed:g} for every label"
+    fewer, share = run_info.get("threshold_positives"), run_info.get("threshold_share")
+    lower = [f"in proportion for a label with fewer than {fewer} training positives"] if fewer else []
+    lower += [f"by the square of the shortfall for a label on less than {share:.0%} of the training sentences"
+              ] if share else []
+    return f"{fixed:g}, lower " + "; lower ".join(lower) if lower else f"{fixed:g} for every label"
 
 
 def weights_note(run_info: dict) -> str:

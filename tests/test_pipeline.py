@@ -266,9 +266,10 @@ def test_cross_validating_the_small_recipe_scores_each_fold_with_its_own_thresho
     assert not (tmp_path / "fixed-thresholds.json").exists()
     for fold in range(3):
         model = tmp_path / f"fold-{fold}"
-        positives = json.loads((model / "run_info.json").read_text())["split_label_counts"]["train"]
-        assert json.loads((model / "thresholds.json").read_text()) == {
-            label: round(0.5 * min(1, n / 15), 4) for label, n in positives.items()}
+        info = json.loads((model / "run_info.json").read_text())
+        positives, sentences = info["split_label_counts"]["train"], info["split_sizes"]["train"]
+        assert json.loads((model / "thresholds.json").read_text()) == pytest.approx({
+            label: 0.5 * min(1, n / 15) * min(1, n / sentences / 0.05) ** 2 for label, n in positives.items()}, rel=1e-3)
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -142,12 +142,17 @@ class TrainConfig(TrainingArguments):
         "help": "'probe': start the classification head from a class-weighted logistic regression on the "
                 "frozen encoder's features (linear probe, then fine-tuning: LP-FT); 'random': a new head."})
     fixed_threshold: float = field(default=0.0, metadata={
-        "help": "If > 0, every label's threshold (a rare label's lower, with threshold_positives), instead of "
+        "help": "If > 0, every label's threshold (a rare label's lower, with threshold_positives and "
+                "threshold_share), instead of "
                 "tuning thresholds on validation (or --thresholds)."})
     threshold_positives: int = field(default=0, metadata={
         "help": "With fixed_threshold: a label with fewer training positives than this gets a lower threshold, "
                 "fixed_threshold * positives / threshold_positives (fine-tuned on a handful of positives, a "
                 "model scores unseen ones lower); 0: fixed_threshold for every label."})
+    threshold_share: float = field(default=0.0, metadata={
+        "help": "With fixed_threshold: a label on a smaller share of the training sentences than this gets a "
+                "lower threshold still, times (share / threshold_share) ** 2 (a few positives among many "
+                "negatives are learnt by heart, and unseen ones score lower still); 0: no such lowering."})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "Evaluations without a better validation macro-F1 before training stops."})
     mixed_precision: typing.Literal["auto", "bf16", "fp16", "no"] = field(default="auto", metadata={
@@ -187,6 +192,8 @@ class TrainConfig(TrainingArguments):
             raise ConfigError(f"max_class_weight must be at least 1, got {self.max_class_weight}")
         if self.frozen_layers < 0:
             raise ConfigError(f"frozen_layers must be at least 0, got {self.frozen_layers}")
+        if not 0 <= self.threshold_share < 1:
+            raise ConfigError(f"threshold_share must be in [0, 1), got {self.threshold_share}")
         if self.threshold_positives < 0:
             raise ConfigError(f"threshold_positives must be at least 0, got {self.threshold_positives}")
         if not 0 <= self.teacher_weight <= 1:

@@ -155,10 +155,14 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
 
 def untuned_thresholds(config: TrainConfig, label_names, train_labels) -> dict[str, float]:
     """config.fixed_threshold for each label with at least config.threshold_positives training
-    positives, lower in proportion for a label with fewer."""
-    positives = np.maximum(np.asarray(train_labels).sum(axis=0), 1)
+    positives, lower in proportion for a label with fewer; lower still, by the square of the
+    shortfall, for a label on a smaller share of the training sentences than config.threshold_share."""
+    train_labels = np.asarray(train_labels)
+    positives = np.maximum(train_labels.sum(axis=0), 1)
     scale = np.minimum(1, positives / (config.threshold_positives or 1))
-    return {label: round(config.fixed_threshold * float(x), 4) for label, x in zip(label_names, scale)}
+    if config.threshold_share:
+        scale *= np.minimum(1, positives / len(train_labels) / config.threshold_share) ** 2
+    return {label: float(f"{config.fixed_threshold * x:.4g}") for label, x in zip(label_names, scale)}
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None,
@@ -175,6 +179,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "thresholds_file": config.thresholds or None,
         "fixed_threshold": config.fixed_threshold or None,
         "threshold_positives": config.threshold_positives if config.fixed_threshold else None,
+        "threshold_share": config.threshold_share if config.fixed_threshold else None,
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},

@@ -77,6 +77,7 @@ def test_bad_config_files_are_clear_errors(tmp_path, text, message):
 @pytest.mark.parametrize("option, value, message", [
     ("--fixed_threshold", "1.5", "fixed_threshold must be in [0, 1), got 1.5"),
     ("--threshold_positives", "-1", "threshold_positives must be at least 0, got -1"),
+    ("--threshold_share", "1", "threshold_share must be in [0, 1), got 1"),
     ("--frozen_layers", "-1", "frozen_layers must be at least 0, got -1"),
     ("--max_class_weight", "0.5", "max_class_weight must be at least 1, got 0.5"),
 ])

@@ -100,9 +100,24 @@ def test_a_label_with_fewer_positives_than_threshold_positives_gets_a_lower_thre
     labels = ["common", "rare", "absent"]
     train = np.zeros((100, 3), dtype=int)
     train[:40, 0], train[:6, 1] = 1, 1
-    small, _ = recipes.resolve(config("--recipe", "small"), 100)
-    assert untuned_thresholds(small, labels, train) == {"common": 0.5, "rare": 0.2, "absent": round(0.5 / 15, 4)}
+    rule = config("--fixed_threshold", "0.5", "--threshold_positives", "15")
+    assert untuned_thresholds(rule, labels, train) == pytest.approx({"common": 0.5, "rare": 0.2, "absent": 0.5 / 15},
+                                                                    rel=1e-3)
     assert untuned_thresholds(config("--fixed_threshold", "0.4"), labels, train) == dict.fromkeys(labels, 0.4)
+
+
+def test_a_label_on_few_of_many_sentences_gets_a_lower_threshold_still():
+    """A label added late to a large project: 10 of 2,000 sentences, 0.5% against the recipe's 5%."""
+    labels = ["common", "late", "late_but_frequent"]
+    train = np.zeros((2000, 3), dtype=int)
+    train[:400, 0], train[:10, 1], train[:100, 2] = 1, 1, 1
+    small, _ = recipes.resolve(config("--recipe", "small"), 2000)
+    assert small.threshold_share == 0.05
+    assert untuned_thresholds(small, labels, train) == pytest.approx(
+        {"common": 0.5, "late": 0.5 * 10 / 15 * (0.005 / 0.05) ** 2, "late_but_frequent": 0.5}, rel=1e-3)
+    # Where the rule for a few positives was measured (100 sentences), nothing changes.
+    assert untuned_thresholds(small, labels, train[:100]) == pytest.approx(
+        {"common": 0.5, "late": 0.5 * 10 / 15, "late_but_frequent": 0.5}, rel=1e-3)
 
 
 def six_sentence_export(path):
@@ -128,12 +143,12 @@ def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
     info = json.loads((model / "run_info.json").read_text())
     assert info["split_sizes"] == {"train": 6, "validation": 0, "test": 0} and info["recipe"] == "small"
     # Two withdrawal sentences, one of each other label: thresholds far below 0.5.
-    assert json.loads((model / "thresholds.json").read_text()) == {
-        "withdrawal": round(0.5 * 2 / 15, 4), "strike": round(0.5 / 15, 4), "evacuation": round(0.5 / 15, 4),
-        "atrocity_claim": round(0.5 / 15, 4)}
-    assert "lower in proportion for a label with fewer than 15 training positives" in (model / "README.md").read_text()
-    assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
+    assert json.loads((model / "thresholds.json").read_text()) == pytest.approx({
+        "withdrawal": 0.5 * 2 / 15, "strike": 0.5 / 15, "evacuation": 0.5 / 15, "atrocity_claim": 0.5 / 15}, rel=1e-3)
     card = (model / "README.md").read_text()
+    assert "lower in proportion for a label with fewer than 15 training positives" in card
+    assert "for a label on less than 5% of the training sentences" in card
+    assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
     assert "None: the project was too small to hold out test articles" in card
     assert "expect its pre-annotations to need more\ncorrections than empty ones" in card
     assert info["optimizer_steps"] == recipes.SMALL["min_steps"]  # 6 sentences: one step an epoch
