@@ -143,8 +143,7 @@ class TrainConfig(TrainingArguments):
                 "frozen encoder's features (linear probe, then fine-tuning: LP-FT); 'random': a new head."})
     fixed_threshold: float = field(default=0.0, metadata={
         "help": "If > 0, every label's threshold (a rare label's lower, with threshold_positives and "
-                "threshold_share), instead of "
-                "tuning thresholds on validation (or --thresholds)."})
+                "threshold_share), instead of tuning thresholds on validation (or --thresholds)."})
     threshold_positives: int = field(default=0, metadata={
         "help": "With fixed_threshold: a label with fewer training positives than this gets a lower threshold, "
                 "fixed_threshold * positives / threshold_positives (fine-tuned on a handful of positives, a "
