@@ -69,8 +69,8 @@ def thresholds_from(run_info: dict) -> str:
         return "tuned on validation"
     fewer, share = run_info.get("threshold_positives"), run_info.get("threshold_share")
     lower = [f"in proportion for a label with fewer than {fewer} training positives"] if fewer else []
-    lower += [f"by the square of the shortfall for a label on less than {share:.0%} of the training sentences"
-              ] if share else []
+    lower += [f"by the square of the shortfall for a label on less than {share:.0%} of the training sentences "
+              f"(not below {run_info['lowest_share_threshold']:g})"] if share else []
     return f"{fixed:g}, lower " + "; lower ".join(lower) if lower else f"{fixed:g} for every label"
 
 

@@ -16,7 +16,7 @@ from tagger.labels import DEFAULT
 from tagger.predictor import Tagger
 from train import output
 from train.config import load_config
-from train.run import run
+from train.run import LOWEST_SHARE_CUT, run
 
 
 def smoke_config(output_dir, *options):
@@ -268,8 +268,10 @@ def test_cross_validating_the_small_recipe_scores_each_fold_with_its_own_thresho
         model = tmp_path / f"fold-{fold}"
         info = json.loads((model / "run_info.json").read_text())
         positives, sentences = info["split_label_counts"]["train"], info["split_sizes"]["train"]
+        by_count = {label: 0.5 * min(1, n / 15) for label, n in positives.items()}
         assert json.loads((model / "thresholds.json").read_text()) == pytest.approx({
-            label: 0.5 * min(1, n / 15) * min(1, n / sentences / 0.05) ** 2 for label, n in positives.items()}, rel=1e-3)
+            label: max(cut * min(1, positives[label] / sentences / 0.05) ** 2, min(cut, LOWEST_SHARE_CUT))
+            for label, cut in by_count.items()}, rel=1e-3)
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -32,6 +32,11 @@ from train.trainer import build_trainer, mixed_precision
 
 log = logging.getLogger(__name__)
 
+# The share rule's floor, a little under the lowest cut measured to help (10 of 2,000 sentences:
+# 0.0033); below it, a label with two sentences among 2,000 was put on nearly every sentence
+# (docs/results.md#a-rare-label-in-a-larger-project-2026-12-07).
+LOWEST_SHARE_CUT = 0.003
+
 
 def run(config: TrainConfig) -> Path:
     data = load_data(config)
@@ -156,13 +161,15 @@ def tune_and_evaluate(trainer, tokenized, config: TrainConfig, label_names) -> t
 def untuned_thresholds(config: TrainConfig, label_names, train_labels) -> dict[str, float]:
     """config.fixed_threshold for each label with at least config.threshold_positives training
     positives, lower in proportion for a label with fewer; lower still, by the square of the
-    shortfall, for a label on a smaller share of the training sentences than config.threshold_share."""
+    shortfall, for a label on a smaller share of the training sentences than config.threshold_share,
+    but not below LOWEST_SHARE_CUT."""
     train_labels = np.asarray(train_labels)
     positives = np.maximum(train_labels.sum(axis=0), 1)
-    scale = np.minimum(1, positives / (config.threshold_positives or 1))
+    thresholds = config.fixed_threshold * np.minimum(1, positives / (config.threshold_positives or 1))
     if config.threshold_share:
-        scale *= np.minimum(1, positives / len(train_labels) / config.threshold_share) ** 2
-    return {label: float(f"{config.fixed_threshold * x:.4g}") for label, x in zip(label_names, scale)}
+        lowered = thresholds * np.minimum(1, positives / len(train_labels) / config.threshold_share) ** 2
+        thresholds = np.maximum(lowered, np.minimum(thresholds, LOWEST_SHARE_CUT))
+    return {label: float(f"{x:.4g}") for label, x in zip(label_names, thresholds)}
 
 
 def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: float | None,
@@ -180,6 +187,7 @@ def run_info(config: TrainConfig, base, splits, summary, processes: int, epoch: 
         "fixed_threshold": config.fixed_threshold or None,
         "threshold_positives": config.threshold_positives if config.fixed_threshold else None,
         "threshold_share": config.threshold_share if config.fixed_threshold else None,
+        "lowest_share_threshold": LOWEST_SHARE_CUT if config.fixed_threshold and config.threshold_share else None,
         "data_fingerprint": fingerprint(splits),
         "export_summary": summary.as_dict(),
         "split_sizes": {name: len(split) for name, split in splits.items()},

@@ -16,7 +16,7 @@ from train import recipes
 from train.config import load_config
 from train.linear_probe import head_inputs, init_head_from_probe, output_layer
 from train.model import tiny_distilbert
-from train.run import run, untuned_thresholds
+from train.run import LOWEST_SHARE_CUT, run, untuned_thresholds
 from train.trainer import max_steps
 
 SMOKE = str(REPO / "configs/smoke.yaml")
@@ -115,6 +115,10 @@ def test_a_label_on_few_of_many_sentences_gets_a_lower_threshold_still():
     assert small.threshold_share == 0.05
     assert untuned_thresholds(small, labels, train) == pytest.approx(
         {"common": 0.5, "late": 0.5 * 10 / 15 * (0.005 / 0.05) ** 2, "late_but_frequent": 0.5}, rel=1e-3)
+    # Two of 2,000 would be cut at 2.7e-05, on nearly every sentence: the floor stops it.
+    train[2:10, 1] = 0
+    assert untuned_thresholds(small, labels, train)["late"] == LOWEST_SHARE_CUT
+    train[:10, 1] = 1
     # Where the rule for a few positives was measured (100 sentences), nothing changes.
     assert untuned_thresholds(small, labels, train[:100]) == pytest.approx(
         {"common": 0.5, "late": 0.5 * 10 / 15, "late_but_frequent": 0.5}, rel=1e-3)
@@ -147,7 +151,7 @@ def test_a_project_of_six_annotations_trains_on_all_of_them(tmp_path, caplog):
         "withdrawal": 0.5 * 2 / 15, "strike": 0.5 / 15, "evacuation": 0.5 / 15, "atrocity_claim": 0.5 / 15}, rel=1e-3)
     card = (model / "README.md").read_text()
     assert "lower in proportion for a label with fewer than 15 training positives" in card
-    assert "for a label on less than 5% of the training sentences" in card
+    assert "for a label on less than 5% of the training sentences (not below 0.003)" in card
     assert yaml.safe_load((model / "train_config.yaml").read_text())["recipe"] == "small"
     assert "None: the project was too small to hold out test articles" in card
     assert "expect its pre-annotations to need more\ncorrections than empty ones" in card
