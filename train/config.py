@@ -117,7 +117,8 @@ class TrainConfig(TrainingArguments):
         "help": "Weight each class's positives by negatives/positives in train (up to max_class_weight), for "
                 "rare labels."})
     max_class_weight: float = field(default=10.0, metadata={
-        "help": "The most a class's positives weigh with class_weights."})
+        "help": "The most a class's positives weigh with class_weights (a class with 1 positive in 500 would "
+                "otherwise weigh 500 and swamp the loss)."})
     thresholds: str = field(default="", metadata={
         "help": "A JSON file of per-class thresholds to use instead of tuning them on validation, e.g. the "
                 "cross-fitted ones that `python -m eval.crossval` writes (its thresholds.json)."})

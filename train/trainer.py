@@ -15,7 +15,8 @@ from train.config import ConfigError, TrainConfig
 
 # Without validation, a checkpoint (for --resume) at most this often: a small split's epochs are a few steps.
 MIN_SAVE_STEPS = 100
-# A class with 1 positive in 500 would otherwise get a weight of 500 and swamp the loss.
+
+
 def positive_weights(labels, cap: float) -> torch.Tensor:
     """negatives/positives per class in the training split, at most `cap`."""
     labels = np.asarray(labels)
